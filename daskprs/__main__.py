@@ -1,0 +1,3 @@
+from daskprs.cli import main
+
+main()

@@ -1,0 +1,203 @@
+"""The child process that runs user code for one Dask worker thread.
+
+User code never runs inside the Dask worker: a hung run() is killed (hard timeout) and a
+segfault or OOM kill takes down only this process, so the worker knows exactly which
+mini-batch was running and charges only that one. The worker (``worker.ChildProcess``) talks
+to it over a socket and reads a tiny shared status file to see which mini-batch is running
+and since when.
+
+Protocol (pickled tuples): parent -> child ``("init", ChildConfig)``, ``("chunk", items)``,
+``("stop",)``; child -> parent ``("ready", pid, seconds)``, ``("init_error", type, msg, tb)``,
+``("results", [row, ...])``, ``("done", [row, ...])``, ``("stopped", error_or_None)``.
+A result row is the tuple ``RESULT_FIELDS``.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+STATUS = struct.Struct("qdq")  # running mini-batch (-1: idle), its start time, stop-after flag
+RESULT_FIELDS = ("index", "status", "items", "succeeded", "rows", "header", "error_type",
+                 "message", "traceback", "start", "duration", "bytes_read")
+FLUSH_SECONDS = 0.25
+FLUSH_BYTES = 8 << 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChildConfig:
+    """Everything a child needs to run mini-batches; built once per run on the driver."""
+
+    entry_path: str
+    code_dir: str
+    argv: tuple[str, ...]
+    reader: Any
+    append_row: bool
+    to_csv: dict = field(default_factory=dict)
+    logging_level: str = "INFO"
+    data_input: str = ""
+
+
+class StatusFile:
+    """A 16-byte file both processes map: which mini-batch runs, since when."""
+
+    def __init__(self, path: str, create: bool = False) -> None:
+        if create:
+            with open(path, "wb") as f:
+                f.write(STATUS.pack(-1, 0.0, 0))
+        self._file = open(path, "r+b")  # noqa: SIM115 - lives as long as the mapping
+        self._map = mmap.mmap(self._file.fileno(), STATUS.size)
+
+    def set(self, index: int, start: float) -> None:
+        struct.pack_into("qd", self._map, 0, index, start)
+
+    def get(self) -> tuple[int, float]:
+        return struct.unpack_from("qd", self._map, 0)
+
+    def request_stop(self, flag: bool = True) -> None:
+        """Ask the child to end its chunk after the running mini-batch (a soft deadline)."""
+        struct.pack_into("q", self._map, 16, int(flag))
+
+    def stop_requested(self) -> bool:
+        return struct.unpack_from("q", self._map, 16)[0] != 0
+
+    def close(self) -> None:
+        try:
+            self._map.close()
+            self._file.close()
+        except (OSError, ValueError):
+            pass
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit when the Dask worker that started us is gone (killed, crashed, machine lost)."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent_pid:
+            os._exit(70)
+
+
+class Runner:
+    """Holds the imported entry script and turns one item into a result row."""
+
+    def __init__(self, config: ChildConfig) -> None:
+        from .entry_script import import_entry_script, wants_context
+
+        self.config = config
+        sys.argv = [config.entry_path, *config.argv]
+        self.module = import_entry_script(config.entry_path, config.code_dir)
+        self.run = self.module.run
+        self.with_context = wants_context(self.run)
+        self._tabular = getattr(config.reader, "tabular", False)
+
+    def init(self) -> None:
+        init = getattr(self.module, "init", None)
+        if callable(init):
+            init()
+
+    def shutdown(self) -> None:
+        shutdown = getattr(self.module, "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+
+    def run_one(self, item: tuple, status: StatusFile) -> tuple:
+        from .entry_script import MiniBatchContext, format_rows, result_length
+        from .inputs import load_payload
+
+        index, mb_id, payload, key = item
+        start = time.time()
+        status.set(index, start)
+        items = len(payload[1]) if payload[0] == "files" else 0
+        bytes_before = self._bytes_read()
+        try:
+            data = load_payload(payload, self.config.reader, key)
+            items = len(data)
+            if self.with_context or key is not None:
+                ctx = MiniBatchContext(key, index, data, mb_id)
+                result = self.run(data, ctx)
+            else:
+                result = self.run(data)
+            succeeded = result_length(result)
+            rows, header = (format_rows(result, self.config.to_csv) if self.config.append_row
+                            else (b"", b""))
+            row = (index, "ok", items, succeeded, rows, header, None, None, None, start,
+                   time.time() - start, self._bytes_read() - bytes_before)
+        except BaseException as e:  # noqa: BLE001 - user errors (sys.exit too) become values
+            tb = traceback.format_exc()
+            row = (index, "failed", items, 0, b"", b"", type(e).__name__, str(e)[:2000], tb,
+                   start, time.time() - start, self._bytes_read() - bytes_before)
+        status.set(-1, 0.0)
+        return row
+
+    def _bytes_read(self) -> int:
+        if not self._tabular:
+            return 0
+        from .inputs import tabular
+
+        return tabular.bytes_read
+
+
+def main(fd: int, status_path: str) -> None:
+    import signal
+    from multiprocessing.connection import Connection
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides; Ctrl-C is its business
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    conn = Connection(fd)
+    status = StatusFile(status_path)
+    _, config = conn.recv()
+    os.environ["DASKPRS_LOGGING_LEVEL"] = config.logging_level
+    t0 = time.time()
+    try:
+        runner = Runner(config)
+        runner.init()
+    except BaseException as e:  # noqa: BLE001
+        conn.send(("init_error", type(e).__name__, str(e)[:2000], traceback.format_exc()))
+        conn.close()
+        sys.stdout.flush()
+        os._exit(72)
+    conn.send(("ready", os.getpid(), time.time() - t0))
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            break
+        if msg[0] == "stop":
+            error = None
+            try:
+                runner.shutdown()
+            except BaseException:  # noqa: BLE001
+                error = traceback.format_exc()
+            try:
+                conn.send(("stopped", error))
+            except OSError:
+                pass
+            break
+        buffer: list[tuple] = []
+        size = 0
+        last = time.time()
+        for item in msg[1]:
+            row = runner.run_one(item, status)
+            buffer.append(row)
+            size += len(row[4])
+            now = time.time()
+            if now - last > FLUSH_SECONDS or size > FLUSH_BYTES:
+                conn.send(("results", buffer))
+                buffer, size, last = [], 0, now
+            if status.stop_requested():
+                break
+        conn.send(("done", buffer))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), sys.argv[2])

@@ -1,0 +1,300 @@
+"""The Python API: ``run``, ``resume``, ``make_plan``, ``RunResult``; the CLI is a thin layer.
+
+Data flows one way: spec -> plan -> execute -> outputs -> run dir reports.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .bindings import BoundJob, bind
+from .errors import JobFailed, ResumeError, SpecError
+from .plan import Plan
+from .rundir import OK, RunDir, State, default_run_dir, load_state
+from .spec import JobSpec, spec_from_dict
+
+log = logging.getLogger("daskprs")
+
+EXIT_CODES = {"succeeded": 0, "failed": 1, "interrupted": 130}
+
+
+@dataclass
+class RunResult:
+    """The outcome of a run, for notebooks and scripts."""
+
+    status: str
+    run_dir: str
+    counts: dict[str, int]
+    outputs: dict[str, str]
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""
+    elapsed: float = 0.0
+    append_row_file: str | None = None
+    dataframe_rows: bool = False
+    to_csv: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.status, 1)
+
+    def raise_for_status(self) -> RunResult:
+        """Raise ``JobFailed`` unless the job succeeded."""
+        if not self.ok:
+            raise JobFailed(f"job {self.status}: {self.reason} (see {self.run_dir})", self)
+        return self
+
+    def to_pandas(self) -> Any:
+        """The append_row output as a DataFrame (rows in input order)."""
+        import pandas as pd
+
+        if not self.append_row_file:
+            raise ValueError("this job has no append_row output (output_action summary_only).")
+        if not os.path.isfile(self.append_row_file) or not os.path.getsize(self.append_row_file):
+            return pd.DataFrame()
+        if self.dataframe_rows:
+            sep = self.to_csv.get("sep", " ")
+            header = 0 if self.to_csv.get("header") else None
+            return pd.read_csv(self.append_row_file, sep=sep, header=header)
+        with open(self.append_row_file, encoding="utf-8") as f:
+            return pd.DataFrame({"row": f.read().splitlines()})
+
+    def __repr__(self) -> str:
+        c = self.counts
+        return (f"<RunResult {self.status}: {c.get('succeeded', 0)}/{c.get('mini_batches', 0)} "
+                f"mini-batches ok, {c.get('failed', 0)} failed, {c.get('items_succeeded', 0)} "
+                f"items ok in {self.elapsed:.1f}s; run_dir={self.run_dir!r}>")
+
+    def _repr_html_(self) -> str:
+        color = {"succeeded": "#2a7", "failed": "#c33"}.get(self.status, "#c80")
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>"
+                       for k, v in self.counts.items())
+        outs = "".join(f"<li>{html.escape(k)}: <code>{html.escape(v)}</code></li>"
+                       for k, v in self.outputs.items())
+        fails = "".join(
+            f"<li><code>{html.escape(str(f['id']))}</code> {html.escape(str(f['error_type']))}: "
+            f"{html.escape(str(f['message'])[:200])}</li>" for f in self.failures[:5])
+        return (f"<div><b>daskprs run <span style='color:{color}'>{self.status}</span></b> "
+                f"in {self.elapsed:.1f}s {html.escape(self.reason)}<br>"
+                f"run dir: <code>{html.escape(self.run_dir)}</code>"
+                f"<table>{rows}</table><ul>{outs}</ul>"
+                + (f"<b>first failures</b><ul>{fails}</ul>" if fails else "") + "</div>")
+
+
+def load(source: Any, overrides: Any = None, job: str | None = None) -> JobSpec:
+    """A JobSpec from a path, a mapping, a JobSpec or an Azure-SDK-shaped object."""
+    if isinstance(source, JobSpec):
+        if overrides:
+            raise SpecError("overrides apply to spec files and mappings, not to a JobSpec.")
+        return source
+    to_spec = getattr(source, "to_jobspec", None)
+    if callable(to_spec):
+        return to_spec(overrides=overrides)
+    from .dialects import load_spec
+
+    return load_spec(source, overrides, job=job)
+
+
+def make_plan(source: Any, overrides: Any = None, job: str | None = None) -> Plan:
+    """Build the mini-batch plan without running user code (``daskprs plan``)."""
+    from .inputs import build_plan
+
+    return build_plan(load(source, overrides, job))
+
+
+def run(
+    source: Any,
+    overrides: Mapping[str, Any] | list[str] | None = None,
+    *,
+    client: Any = None,
+    run_dir: str | os.PathLike | None = None,
+    job: str | None = None,
+    workers: int | None = None,
+    quiet: bool = False,
+) -> RunResult:
+    """Run a parallel job; returns a RunResult (``.raise_for_status()`` to raise on failure).
+
+    ``source`` is a spec file of any dialect, a mapping, a JobSpec, or a ``daskprs.azureml``
+    object. ``client`` reuses the caller's Dask Client (never closed); otherwise daskprs starts
+    and closes its own LocalCluster (or the cluster the spec's ``cluster:`` asks for).
+    """
+    spec = load(source, overrides, job)
+    rd = RunDir(os.fspath(run_dir) if run_dir else default_run_dir(spec.name))
+    if os.path.isfile(rd.journal):
+        raise SpecError(
+            f"run dir {rd.path} already holds a run; use `daskprs resume {rd.path}` to finish it, "
+            "or pick another --run-dir."
+        )
+    return _execute(spec, rd, client=client, workers=workers, quiet=quiet, resume=False)
+
+
+def resume(run_dir: str | os.PathLike, *, force: bool = False, client: Any = None,
+           workers: int | None = None, quiet: bool = False) -> RunResult:
+    """Rerun only the failed and unprocessed mini-batches of a run; reuse what succeeded.
+
+    Refuses (``ResumeError``) if the inputs changed since the run, unless ``force``: then
+    mini-batches whose id (index + content hash) is unchanged are still reused.
+    """
+    rd = RunDir(os.fspath(run_dir))
+    meta = rd.read_job()
+    spec = spec_from_dict(meta["spec"])
+    return _execute(spec, rd, client=client, workers=workers, quiet=quiet, resume=True,
+                    force=force)
+
+
+def _execute(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | None, quiet: bool,
+             resume: bool, force: bool = False) -> RunResult:
+    from ._child import ChildConfig
+    from .clusters import open_client
+    from .entry_script import check_entry_script
+    from .execute import Driver, new_run_id, plugin_env
+    from .inputs import build_plan
+    from .worker import DaskPRSPlugin
+
+    check_entry_script(spec.task.entry_path)
+    rd.create()
+    bound = bind(spec, rd.path)
+    if not quiet:
+        log.info("run dir: %s", rd.path)
+    start = time.monotonic()
+    plan_obj: Plan | None = None
+    if not spec.partition_keys:
+        plan_obj = build_plan(spec)  # bad input fails here, before a cluster starts
+    with open_client(spec, client=client, workers=workers, quiet=quiet) as c:
+        if plan_obj is None:
+            plan_obj = build_plan(spec, staging_dir=rd / "staging", client=c)
+        state = _initial_state(rd, plan_obj, resume=resume, force=force)
+        run_id = new_run_id()
+        if not resume:
+            rd.write_job(spec.to_dict(), {
+                "daskprs_job": spec.name, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                   time.gmtime()),
+                "fingerprint": plan_obj.fingerprint, "mini_batches": len(plan_obj),
+                "outputs": dict(bound.output_paths), "argv": list(bound.argv),
+            })
+        for path in bound.output_paths.values():
+            os.makedirs(path if not os.path.splitext(path)[1] else os.path.dirname(path),
+                        exist_ok=True)
+        config = ChildConfig(
+            entry_path=spec.task.entry_path, code_dir=spec.task.code, argv=bound.argv,
+            reader=plan_obj.reader, append_row=bound.append_row_file is not None,
+            to_csv=dict(spec.append_row.to_csv), logging_level=spec.logging_level,
+            data_input=spec.input_data,
+        )
+        plugin = DaskPRSPlugin(f"daskprs-{run_id[:12]}", config,
+                               plugin_env(spec, bound.bi_output_path), rd.path,
+                               spec.retry_settings.timeout, spec.task_overhead_timeout)
+        c.register_plugin(plugin, name=plugin.name)
+        try:
+            driver = Driver(spec=spec, plan=plan_obj, run_dir=rd, state=state, client=c,
+                            plugin=plugin, run_id=run_id, quiet=quiet)
+            outcome = driver.run()
+        finally:
+            if client is not None:  # the caller's cluster outlives us: stop our processes
+                try:
+                    c.unregister_worker_plugin(plugin.name)
+                except Exception:  # noqa: BLE001
+                    log.debug("could not unregister the worker plugin", exc_info=True)
+    return _finish(spec, rd, plan_obj, state, outcome, bound, time.monotonic() - start)
+
+
+def _initial_state(rd: RunDir, plan_obj: Plan, *, resume: bool, force: bool) -> State:
+    if not resume:
+        return State(len(plan_obj))
+    state, first = load_state(rd, len(plan_obj), plan_obj)
+    if first is None:
+        return state
+    if first.get("fingerprint") != plan_obj.fingerprint:
+        if not force:
+            raise ResumeError(
+                f"the inputs changed since this run started (plan fingerprint "
+                f"{first.get('fingerprint', '?')[:12]} -> {plan_obj.fingerprint[:12]}): resuming "
+                f"would mix outputs of different data. Start a new run, or resume with --force "
+                "to reuse the mini-batches whose content is unchanged."
+            )
+        log.warning("inputs changed since the run; reusing only unchanged mini-batches (--force)")
+    return state
+
+
+def _finish(spec: JobSpec, rd: RunDir, plan_obj: Plan, state: State, outcome: Any,
+            bound: BoundJob, elapsed: float) -> RunResult:
+    from .outputs import merge_append_row
+
+    if bound.append_row_file:
+        merge_append_row(state, rd.parts, bound.append_row_file, spec.append_row.dataframe_header)
+    committed = int((state.status == OK).sum())
+    counts = {
+        "mini_batches": len(plan_obj), "succeeded": committed, "failed": outcome.failed,
+        "not_run": len(plan_obj) - committed - outcome.failed, "reused": outcome.reused,
+        "items": outcome.items, "items_succeeded": outcome.items_succeeded,
+        "items_failed": outcome.items_failed, "attempts": outcome.attempts,
+        "retries": outcome.retries,
+    }
+    result = RunResult(
+        status=outcome.status, run_dir=rd.path, counts=counts,
+        outputs=dict(bound.output_paths), failures=outcome.failures, reason=outcome.reason,
+        elapsed=elapsed, append_row_file=bound.append_row_file,
+        dataframe_rows=bool(state.header), to_csv=dict(spec.append_row.to_csv),
+    )
+    _write_reports(spec, rd, result, outcome)
+    if result.ok and os.path.isdir(rd.parts):
+        shutil.rmtree(rd.parts, ignore_errors=True)  # merged: nothing left to resume
+    return result
+
+
+def _write_reports(spec: JobSpec, rd: RunDir, result: RunResult, outcome: Any) -> None:
+    c = result.counts
+    lines = [f"Job {spec.name} {result.status.upper()} in {result.elapsed:.1f} s."]
+    if result.reason:
+        lines.append(f"Reason: {result.reason}.")
+    lines += [
+        f"Mini-batches: {c['mini_batches']} total, {c['succeeded']} succeeded "
+        f"({c['reused']} reused from an earlier attempt), {c['failed']} failed, "
+        f"{c['not_run']} not run; {c['attempts']} tries ({c['retries']} retries).",
+        f"Items: {c['items_succeeded']} succeeded, {c['items_failed']} failed.",
+        f"Thresholds: mini_batch_error_threshold={spec.mini_batch_error_threshold}, "
+        f"error_threshold={spec.error_threshold}, "
+        f"allowed_failed_percent={spec.allowed_failed_percent:g}, tries={spec.max_tries}, "
+        f"timeout={spec.retry_settings.timeout:g} s.",
+    ]
+    if outcome.init_error:
+        lines.append("init() failed:\n" + outcome.init_error)
+    final = [f for f in result.failures if f["status"] != "partial"]
+    if final:
+        lines.append("First errors:")
+        for f in final[:5]:
+            lines.append(f"  [{f['id']}] {f['error_type']}: {f['message']} "
+                         f"({f['tries']} tries, worker {f['worker'] or '?'})")
+    for name, path in result.outputs.items():
+        lines.append(f"Output {name}: {path}")
+    if result.append_row_file:
+        lines.append(f"append_row file: {result.append_row_file}")
+    if not result.ok:
+        lines.append("Details: logs/job_error.txt, failed_mini-batches.jsonl, "
+                     "logs/sys/job_report/processed_mini-batches.csv, logs/user/stdout/.")
+        lines.append(f"Resume (reruns only failed and unprocessed mini-batches): "
+                     f"daskprs resume {rd.path}")
+    rd.write_text("logs/job_result.txt", "\n".join(lines) + "\n")
+
+    groups = Counter(f["error_type"] for f in result.failures)
+    err = [f"{len(result.failures)} problems in user code ({len(final)} failed mini-batches)."]
+    for etype, count in groups.most_common():
+        first = next(f for f in result.failures if f["error_type"] == etype)
+        err.append(f"\n== {etype}: {count} mini-batch(es); first: [{first['id']}] "
+                   f"{first['message']}")
+        if first.get("traceback"):
+            err.append(first["traceback"].rstrip())
+    if outcome.init_error:
+        err.append("\n== init() failed\n" + outcome.init_error)
+    rd.write_text("logs/job_error.txt", "\n".join(err) + "\n")

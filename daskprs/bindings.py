@@ -1,0 +1,113 @@
+"""Resolve ``${{inputs.x}}`` / ``${{outputs.y}}`` bindings and ``$[[ ... ]]`` optional segments.
+
+Bindings need the run directory (an output without a path lands in ``RUN_DIR/outputs/NAME``),
+so they are resolved when a run starts, not when the spec is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .errors import SpecError
+from .spec import JobSpec, closest
+
+_REF = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
+_OPTIONAL = re.compile(r"\$\[\[(.*?)\]\]", re.S)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BoundJob:
+    """What a run needs besides the spec: resolved output paths and the script's argv."""
+
+    output_paths: Mapping[str, str]
+    argv: tuple[str, ...]
+    append_row_file: str | None
+    bi_output_path: str
+
+
+def output_paths(spec: JobSpec, run_dir: str) -> dict[str, str]:
+    paths = {}
+    for name, out in spec.outputs.items():
+        path = out.path
+        if path is None:
+            path = os.path.join(run_dir, "outputs", name)
+            if out.type == "uri_file":
+                path = os.path.join(path, f"{name}.txt")
+        elif path.startswith("azureml:"):
+            path = os.path.join(run_dir, "outputs", name, path[len("azureml:"):] or name)
+        paths[name] = path
+    return paths
+
+
+def bind_text(text: str, spec: JobSpec, outputs: Mapping[str, str]) -> str:
+    """Substitute bindings; a ``$[[...]]`` segment vanishes if an input in it is absent."""
+
+    def optional(m: re.Match[str]) -> str:
+        for ref in _REF.findall(m.group(1)):
+            if ref.startswith("inputs."):
+                name = ref.split(".", 1)[1]
+                if name in spec.inputs and not spec.inputs[name].present:
+                    return ""
+        return m.group(1)
+
+    def value(m: re.Match[str]) -> str:
+        ref = m.group(1)
+        kind, _, name = ref.partition(".")
+        if kind == "inputs":
+            if name not in spec.inputs:
+                raise SpecError(
+                    f"program_arguments: '${{{{{ref}}}}}' names no declared input."
+                    f"{closest(name, list(spec.inputs))} Declared inputs: "
+                    f"{', '.join(sorted(spec.inputs)) or 'none'}."
+                )
+            inp = spec.inputs[name]
+            if not inp.present:
+                raise SpecError(
+                    f"program_arguments: input '{name}' has no value; give it with "
+                    f"--set inputs.{name}=VALUE, or wrap the argument in $[[ ... ]]."
+                )
+            return str(inp.value if inp.is_literal else inp.path)
+        if kind == "outputs":
+            if name not in outputs:
+                raise SpecError(
+                    f"program_arguments: '${{{{{ref}}}}}' names no declared output."
+                    f"{closest(name, list(outputs))} Declared outputs: "
+                    f"{', '.join(sorted(outputs)) or 'none'}."
+                )
+            return outputs[name]
+        if ref == "name":
+            return spec.name
+        if ref == "default_datastore":
+            return "workspaceblobstore"
+        raise SpecError(f"program_arguments: cannot resolve '${{{{{ref}}}}}' offline.")
+
+    return _REF.sub(value, _OPTIONAL.sub(optional, text))
+
+
+def bind(spec: JobSpec, run_dir: str) -> BoundJob:
+    outputs = output_paths(spec, run_dir)
+    # Tokens split on whitespace with quotes kept, as Azure's runtime does.
+    argv = tuple(bind_text(spec.task.program_arguments, spec, outputs).split())
+    append_file = None
+    if spec.task.append_row_to:
+        target = spec.outputs[spec.task.append_row_to]
+        path = outputs[spec.task.append_row_to]
+        append_file = path if target.type == "uri_file" else os.path.join(
+            path, spec.append_row.file_name)
+        bi = os.path.dirname(append_file)
+    elif outputs:
+        first = next(iter(spec.outputs.values()))
+        bi = outputs[first.name] if first.type != "uri_file" else os.path.dirname(
+            outputs[first.name])
+    else:
+        bi = os.path.join(run_dir, "outputs")
+    return BoundJob(output_paths=outputs, argv=argv, append_row_file=append_file,
+                    bi_output_path=bi)
+
+
+def check_bindings(spec: JobSpec) -> None:
+    """Fail at load time on a binding that can never resolve."""
+    bind_text(spec.task.program_arguments, spec, {n: f"<{n}>" for n in spec.outputs})

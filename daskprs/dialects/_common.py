@@ -1,0 +1,183 @@
+"""Pieces shared by the dialects: key checks, typed getters, PRS switches, path resolution."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..errors import SpecError
+from ..spec import closest
+
+log = logging.getLogger("daskprs")
+
+# Keys of Azure's schemas that mean nothing offline: accepted, ignored with one INFO line.
+AZURE_ONLY = frozenset({
+    "$schema", "environment", "compute", "tags", "properties", "experiment_name", "identity",
+    "is_deterministic", "display_name", "description", "version", "services", "creation_context",
+    "id", "status", "queue_settings", "instance_type", "shm_size", "docker_args", "mode",
+    "resources", "settings", "code_configuration", "datastore", "is_anonymous", "is_archived",
+    "stage", "latest_version", "outputs_mode", "component",
+})
+
+# PRS switches that may appear in program arguments, and the JobSpec field each one sets.
+PRS_SWITCHES = {
+    "--error_threshold": "error_threshold",
+    "--allowed_failed_count": "mini_batch_error_threshold",
+    "--allowed_failed_percent": "allowed_failed_percent",
+    "--run_invocation_timeout": "timeout",
+    "--score_run_timeout": "timeout",
+    "--run_max_try": "run_max_try",
+    "--progress_update_timeout": "progress_update_timeout",
+    "--first_task_creation_timeout": "first_task_creation_timeout",
+    "--task_overhead_timeout": "task_overhead_timeout",
+    "--append_row_file_name": "append_row_file_name",
+    "--append_row_dataframe_header": "append_row_dataframe_header",
+    "--process_count_per_node": "max_concurrency_per_instance",
+    "--logging_level": "logging_level",
+}
+# The YAML key each switch competes with, for the "given twice" warning.
+SWITCH_YAML_KEY = {
+    "error_threshold": "error_threshold",
+    "mini_batch_error_threshold": "mini_batch_error_threshold",
+    "timeout": "retry_settings.timeout",
+    "run_max_try": "retry_settings.max_retries",
+    "max_concurrency_per_instance": "max_concurrency_per_instance",
+    "logging_level": "logging_level",
+}
+
+
+def check_keys(
+    mapping: Mapping[str, Any], known: Iterable[str], where: str,
+    ignored: Iterable[str] = AZURE_ONLY,
+) -> None:
+    """Unknown keys are errors naming the closest known key; Azure-only keys get one INFO line."""
+    known = set(known)
+    ignored = set(ignored) - known
+    skipped = []
+    for key in mapping:
+        if key in known:
+            continue
+        if key in ignored:
+            skipped.append(key)
+            continue
+        raise SpecError(
+            f"{where}: unknown key '{key}'.{closest(str(key), known | ignored)} "
+            f"Known keys here: {', '.join(sorted(known))}."
+        )
+    if skipped:
+        prefix = f"{where}: " if where else ""
+        log.info("%signoring Azure-only keys (daskprs runs in this Python environment): %s",
+                 prefix, ", ".join(sorted(skipped)))
+
+
+def as_int(value: Any, key: str, *, minimum: int | None = None) -> int:
+    if isinstance(value, bool):
+        raise SpecError(f"{key}: expected a whole number, got {value!r}.")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise SpecError(f"{key}: expected a whole number, got {value!r}.") from None
+    if not isinstance(value, int):
+        raise SpecError(f"{key}: expected a whole number, got {type(value).__name__} {value!r}.")
+    if minimum is not None and value < minimum:
+        raise SpecError(f"{key}: must be at least {minimum}, got {value}.")
+    return value
+
+
+def as_float(value: Any, key: str) -> float:
+    if isinstance(value, bool):
+        raise SpecError(f"{key}: expected a number of seconds, got {value!r}.")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"{key}: expected a number, got {value!r}.") from None
+
+
+def as_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "0", "no"):
+        return False
+    raise SpecError(f"{key}: expected true or false, got {value!r}.")
+
+
+def as_mapping(value: Any, key: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SpecError(f"{key}: expected a mapping (key: value), got {type(value).__name__}.")
+    return value
+
+
+def resolve_path(path: Any, base_dir: str, key: str) -> str | None:
+    """Relative paths resolve against ``base_dir``; URLs and absolute paths are kept."""
+    if path is None:
+        return None
+    if not isinstance(path, str):
+        raise SpecError(f"{key}: expected a path string, got {type(path).__name__} {path!r}.")
+    if path.startswith("file://"):
+        path = path[len("file://"):]
+    if "://" in path or os.path.isabs(path):
+        return path
+    return os.path.normpath(os.path.join(base_dir, path))
+
+
+def prs_switches(arguments: str | list[str]) -> dict[str, tuple[str, Any]]:
+    """Azure's PRS switches found in program arguments: ``{field: (switch, value)}``."""
+    tokens = arguments.split() if isinstance(arguments, str) else [str(a) for a in arguments]
+    found: dict[str, tuple[str, Any]] = {}
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        name, eq, value = token.partition("=")
+        if name in PRS_SWITCHES:
+            if not eq:
+                if i + 1 >= len(tokens):
+                    raise SpecError(f"program_arguments: {name} needs a value.")
+                value = tokens[i + 1]
+                i += 1
+            found[PRS_SWITCHES[name]] = (name, value)
+        i += 1
+    return found
+
+
+def apply_switches(fields: dict[str, Any], arguments: str | list[str], explicit: set[str]) -> None:
+    """Let PRS switches in the program arguments override YAML keys, warning when both are set.
+
+    ``fields`` holds JobSpec keyword arguments plus ``retry``/``append_row`` dicts.
+    """
+    for name, (switch, raw) in prs_switches(arguments).items():
+        yaml_key = SWITCH_YAML_KEY.get(name)
+        if yaml_key and yaml_key in explicit:
+            log.warning("%s %s in program_arguments overrides %s from the spec.", switch, raw,
+                        yaml_key)
+        key = f"program_arguments {switch}"
+        if name == "error_threshold":
+            fields[name] = as_int(math.ceil(as_float(raw, key)), key)
+        elif name == "mini_batch_error_threshold":
+            fields[name] = as_int(raw, key)
+        elif name == "allowed_failed_percent":
+            fields[name] = as_float(raw, key)
+        elif name == "timeout":
+            fields["retry"]["timeout"] = as_float(raw, key)
+        elif name == "run_max_try":
+            fields["retry"]["max_retries"] = as_int(raw, key, minimum=1) - 1
+        elif name in ("progress_update_timeout", "first_task_creation_timeout",
+                      "task_overhead_timeout"):
+            fields[name] = as_float(raw, key)
+        elif name == "append_row_file_name":
+            fields["append_row"]["file_name"] = str(raw).lower()
+        elif name == "append_row_dataframe_header":
+            fields["append_row"]["dataframe_header"] = as_bool(raw, key)
+        elif name == "max_concurrency_per_instance":
+            fields[name] = as_int(raw, key, minimum=1)
+        elif name == "logging_level":
+            fields[name] = str(raw).upper()

@@ -1,0 +1,416 @@
+"""The driver loop: submit chunks of mini-batches through a bounded window, commit results.
+
+Only this module (and ``worker``) touches ``distributed``. It registers the run's WorkerPlugin,
+sizes chunks adaptively (many tiny mini-batches share a Dask task, a slow one runs alone),
+keeps at most ``2 x slots`` chunks in flight so a million mini-batches never sit in the
+scheduler, applies retries and budgets (``budget``), commits every result to the journal
+(``rundir``) and stops promptly when a threshold breaks, a stall is detected or Ctrl-C arrives.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import time
+import traceback as tb_module
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from distributed import Client, wait
+
+from .budget import Budget, Thresholds
+from .plan import Plan, payload_paths
+from .rundir import OK, Journal, ReportCSV, RunDir, State
+from .spec import JobSpec
+from .worker import ChunkResult, DaskPRSPlugin, abort_run, run_chunk
+
+log = logging.getLogger("daskprs")
+
+TARGET_CHUNK_SECONDS = 0.5
+MAX_CHUNK = 2000
+FIRST_ERRORS = 5
+
+
+@dataclass
+class Outcome:
+    """What the loop did: the verdict and the counts the report and RunResult show."""
+
+    status: str = "running"  # succeeded | failed | interrupted
+    reason: str = ""
+    minibatches: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    reused: int = 0
+    items: int = 0
+    items_succeeded: int = 0
+    items_failed: int = 0
+    attempts: int = 0
+    retries: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    init_error: str | None = None
+    elapsed: float = 0.0
+
+
+class _Progress:
+    """A tqdm bar over mini-batches with ok/failed/items in the postfix (silent if quiet)."""
+
+    def __init__(self, total: int, initial: int, quiet: bool) -> None:
+        self.bar = None
+        if not quiet:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, unit="mb", dynamic_ncols=True,
+                            mininterval=0.5, desc="mini-batches", smoothing=0.1)
+
+    def update(self, n: int, outcome: Outcome) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            self.bar.set_postfix(ok=outcome.succeeded, failed=outcome.failed,
+                                 items=outcome.items_succeeded, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Driver:
+    """Runs one plan on one client; see the module docstring."""
+
+    def __init__(self, *, spec: JobSpec, plan: Plan, run_dir: RunDir, state: State,
+                 client: Client, plugin: DaskPRSPlugin, run_id: str, quiet: bool = False) -> None:
+        self.spec = spec
+        self.plan = plan
+        self.run_dir = run_dir
+        self.state = state
+        self.client = client
+        self.plugin = plugin
+        self.run_id = run_id
+        self.quiet = quiet
+        self.budget = Budget(Thresholds(
+            mini_batch_error_threshold=spec.mini_batch_error_threshold,
+            error_threshold=spec.error_threshold,
+            allowed_failed_percent=spec.allowed_failed_percent,
+            max_tries=spec.max_tries,
+        ), total=len(plan))
+        self.outcome = Outcome(minibatches=len(plan))
+        self.retry: collections.deque[tuple[int, int, bool]] = collections.deque()
+        self.next_index = 0
+        self.inflight: dict[Any, tuple[list[tuple], float, bool]] = {}
+        self.per_mb = None  # EWMA seconds per mini-batch, overhead included
+        self.ok_workers: set[str] = set()
+        self.bad_workers: dict[str, tuple] = {}
+        self.chunk_seq = 0
+        self._workers_cache: tuple[float, set[str]] = (0.0, set())
+
+    # -- submission -----------------------------------------------------------------------
+    def _slots(self) -> int:
+        info = self.client.scheduler_info(n_workers=-1)
+        return max(1, sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
+
+    def _next_items(self, size: int) -> tuple[list[tuple], bool]:
+        """Up to ``size`` work items: retries first (a suspect one alone), then the plan."""
+        items: list[tuple] = []
+        while self.retry and len(items) < size:
+            index, attempt, solo = self.retry[0]
+            if solo and items:
+                break
+            self.retry.popleft()
+            items.append(self._item(index, attempt))
+            if solo:
+                return items, True
+        n = len(self.plan)
+        status = self.state.status
+        while len(items) < size and self.next_index < n:
+            i = self.next_index
+            self.next_index += 1
+            if status[i] == OK:
+                continue
+            items.append(self._item(i, int(self.state.attempts[i]) + 1))
+        return items, False
+
+    def _item(self, index: int, attempt: int) -> tuple:
+        mb = self.plan[index]
+        return (index, mb.id, attempt, mb.payload, mb.partition_key_value)
+
+    def _chunk_size(self, slots: int) -> int:
+        remaining = (len(self.plan) - self.next_index) + len(self.retry)
+        balance = max(1, math.ceil(remaining / (2 * slots)))
+        if self.per_mb is None:
+            return 1
+        return max(1, min(MAX_CHUNK, balance, int(TARGET_CHUNK_SECONDS / max(self.per_mb, 1e-6))))
+
+    def _submit(self, items: list[tuple], solo: bool) -> None:
+        self.chunk_seq += 1
+        key = f"daskprs-{self.run_id[:8]}-chunk{self.chunk_seq:06d}-{len(items)}mb"
+        kwargs: dict[str, Any] = {}
+        if self.bad_workers and self.ok_workers:
+            kwargs = {"workers": sorted(self.ok_workers), "allow_other_workers": False}
+        fut = self.client.submit(run_chunk, self.plugin.name, key, items, key=key, pure=False,
+                                 **kwargs)
+        self.inflight[fut] = (items, time.monotonic(), solo)
+
+    def _fill(self, window: int, slots: int) -> None:
+        while len(self.inflight) < window:
+            items, solo = self._next_items(self._chunk_size(slots))
+            if not items:
+                return
+            self._submit(items, solo)
+
+    # -- results --------------------------------------------------------------------------
+    def _handle(self, fut: Any, journal: Journal, report: ReportCSV) -> int:
+        """Apply one finished future; returns how many mini-batches reached a final state."""
+        items, submitted, solo = self.inflight.pop(fut)
+        try:
+            res: ChunkResult = fut.result()
+        except Exception as e:  # noqa: BLE001 - the worker died or the task was cancelled
+            return self._lost(items, solo, e, report)
+        elapsed = time.monotonic() - submitted
+        rows = {row[0]: row for row in res.rows}
+        if res.rows:
+            per = elapsed / len(res.rows)
+            self.per_mb = per if self.per_mb is None else 0.7 * self.per_mb + 0.3 * per
+        if res.init_error is not None:
+            if res.init_error[0] not in ("NotReady", "Aborted"):
+                self.bad_workers[res.worker] = res.init_error
+        elif res.rows:
+            self.ok_workers.add(res.worker)
+            self.bad_workers.pop(res.worker, None)
+        record_rows = []
+        finished = 0
+        for index, mb_id, attempt, payload, key in items:
+            row = rows.get(index)
+            if row is None:  # not run: init failed, aborted, or stopped at the soft deadline
+                self.retry.append((index, attempt, False))
+                continue
+            (_, status, n_items, succeeded, offset, length, etype, msg, tb, start, dur, nbytes,
+             process) = row
+            self.outcome.attempts += 1
+            self.state.attempts[index] = attempt
+            if status == "ok":
+                n_failed = max(0, n_items - succeeded)
+                report.write([mb_id, index, attempt, "succeeded", n_items, succeeded, n_failed,
+                              res.worker, process, _ts(start), f"{dur:.4f}", nbytes, ""])
+                if self.state.commit(index, res.part, offset, length):
+                    self.outcome.succeeded += 1
+                    self.outcome.items += n_items
+                    self.outcome.items_succeeded += min(succeeded, n_items or succeeded)
+                    self.outcome.items_failed += n_failed
+                    self.budget.record_short_return(n_items, succeeded)
+                    if n_failed:
+                        self._failure(index, mb_id, payload, key, attempt, res.worker,
+                                      "ShortReturn", f"run() returned {succeeded} items for "
+                                      f"{n_items} inputs", "", final=False)
+                    finished += 1
+                record_rows.append([index, attempt, "ok", n_items, succeeded, offset, length,
+                                    round(start, 3), round(dur, 4), process, mb_id])
+                continue
+            report.write([mb_id, index, attempt, status, n_items, 0, n_items, res.worker,
+                          process, _ts(start), f"{dur:.4f}", nbytes, f"{etype}: {msg}"])
+            record_rows.append([index, attempt, status, n_items, 0, 0, 0, round(start, 3),
+                                round(dur, 4), process, mb_id, etype, (msg or "")[:500]])
+            if self.budget.should_retry(status, attempt):
+                self.outcome.retries += 1
+                self.retry.append((index, attempt + 1, status in ("crashed", "timeout")))
+            else:
+                failed_items = n_items or self.plan[index].items
+                self.budget.record_final_failure(failed_items)
+                self.outcome.failed += 1
+                self.outcome.items += failed_items
+                self.outcome.items_failed += failed_items
+                self._failure(index, mb_id, payload, key, attempt, res.worker, etype, msg, tb,
+                              status=status)
+                finished += 1
+        if record_rows:
+            journal.append({"t": "chunk", "part": res.part, "w": res.worker,
+                            "h": res.header.decode("utf-8", "replace") if res.header else "",
+                            "rows": record_rows})
+            if res.header and not self.state.header:
+                self.state.header = res.header
+        return finished
+
+    def _lost(self, items: list[tuple], solo: bool, error: Exception, report: ReportCSV) -> int:
+        """A chunk whose worker died (or was cancelled): resubmit its items one by one.
+
+        Dask already re-ran it on worker deaths up to ``allowed-failures``; only an item that
+        was alone in its chunk is charged a try, so innocent neighbours are never blamed.
+        """
+        name = type(error).__name__
+        if name == "CancelledError" or not solo:
+            for index, _, attempt, _, _ in items:
+                self.retry.append((index, attempt, name != "CancelledError"))
+            return 0
+        index, mb_id, attempt, payload, key = items[0]
+        msg = f"the worker running it was lost ({name}: {error})"
+        report.write([mb_id, index, attempt, "lost", self.plan[index].items, 0, 0, "", "",
+                      "", "", 0, msg])
+        self.outcome.attempts += 1
+        self.state.attempts[index] = attempt
+        if self.budget.should_retry("lost", attempt):
+            self.outcome.retries += 1
+            self.retry.append((index, attempt + 1, True))
+            return 0
+        self.budget.record_final_failure(self.plan[index].items)
+        self.outcome.failed += 1
+        self.outcome.items_failed += self.plan[index].items
+        self._failure(index, mb_id, payload, key, attempt, "", "WorkerLost", msg, "",
+                      status="lost")
+        return 1
+
+    def _failure(self, index: int, mb_id: str, payload: tuple, key: Any, attempt: int,
+                 worker: str, etype: str | None, msg: str | None, tb: str | None,
+                 status: str = "failed", final: bool = True) -> None:
+        entry = {
+            "id": mb_id, "index": index, "status": status if final else "partial",
+            "items": _describe_items(payload), "partition_key_value": key,
+            "error_type": etype, "message": msg, "traceback": tb, "tries": attempt,
+            "worker": worker,
+        }
+        with open(self.run_dir.dead_letters, "a", encoding="utf-8") as f:
+            import json
+
+            f.write(json.dumps(entry, default=str) + "\n")
+        if len(self.outcome.failures) < 1000:
+            self.outcome.failures.append(entry)
+
+    # -- the loop -------------------------------------------------------------------------
+    def _live_workers(self) -> set[str]:
+        now = time.monotonic()
+        if now - self._workers_cache[0] > 1.0:
+            workers = set(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+            self._workers_cache = (now, workers)
+        return self._workers_cache[1]
+
+    def _check_init(self) -> str | None:
+        if self.ok_workers or not self.bad_workers:
+            return None
+        live = self._live_workers()
+        if live and live <= set(self.bad_workers):
+            etype, msg, tb = next(iter(self.bad_workers.values()))
+            self.outcome.init_error = f"{etype}: {msg}\n{tb}"
+            return f"init() failed on every worker ({len(live)}): {etype}: {msg}"
+        return None
+
+    def run(self) -> Outcome:
+        start = time.monotonic()
+        self.outcome.reused = int((self.state.status == OK).sum())
+        done_before = self.outcome.reused
+        journal = Journal(self.run_dir.journal)
+        report = ReportCSV(self.run_dir.report_csv)
+        journal.append({"t": "start", "run_id": self.run_id, "fingerprint": self.plan.fingerprint,
+                        "n": len(self.plan), "time": time.time(), "reused": done_before})
+        progress = _Progress(len(self.plan), done_before, self.quiet)
+        last_progress = time.monotonic()
+        first_result = False
+        last_overview = 0.0
+        try:
+            slots = self._slots()
+            window = 2 * slots
+            while True:
+                if self.outcome.status == "running":
+                    self._fill(window, slots)
+                if not self.inflight:
+                    break
+                finished_now, _ = wait(list(self.inflight), timeout=0.5,
+                                       return_when="FIRST_COMPLETED")
+                for fut in finished_now:
+                    n = self._handle(fut, journal, report)
+                    if n:
+                        first_result = True
+                        last_progress = time.monotonic()
+                        progress.update(n, self.outcome)
+                if self.outcome.status != "running":
+                    continue
+                reason = self.budget.exceeded(
+                    all_scheduled=self.next_index >= len(self.plan) and not self.retry)
+                reason = reason or self._check_init()
+                now = time.monotonic()
+                if not reason and not first_result and now - start > (
+                        self.spec.first_task_creation_timeout):
+                    reason = (f"no mini-batch finished within first_task_creation_timeout "
+                              f"({self.spec.first_task_creation_timeout:g} s): workers did not "
+                              "start or init() is stuck; see logs/user/stdout")
+                if not reason and first_result and now - last_progress > self.spec.stall_timeout:
+                    reason = (f"no progress for {self.spec.stall_timeout:g} s "
+                              "(progress_update_timeout)")
+                if reason:
+                    self._stop("failed", reason)
+                if now - last_overview > 10:
+                    last_overview = now
+                    self._write_overview(now - start)
+                    report.flush()
+        except KeyboardInterrupt:
+            self._stop("interrupted", "interrupted (Ctrl-C)")
+            self._drain(journal, report)
+        finally:
+            progress.close()
+            report.close()
+        if self.outcome.status == "running":
+            self.outcome.status = "succeeded"
+        journal.append({"t": "end", "status": self.outcome.status, "reason": self.outcome.reason,
+                        "time": time.time()})
+        journal.close()
+        self.outcome.elapsed = time.monotonic() - start
+        self._write_overview(self.outcome.elapsed)
+        return self.outcome
+
+    def _stop(self, status: str, reason: str) -> None:
+        """Stop submitting and cancel: queued chunks are dropped, running ones killed."""
+        self.outcome.status = status
+        self.outcome.reason = reason
+        futures = list(self.inflight)
+        try:
+            self.client.cancel(futures)
+            self.client.run(abort_run, self.plugin.name, wait=True)
+        except Exception:  # noqa: BLE001 - best effort: the cluster may be going away
+            log.debug("abort failed:\n%s", tb_module.format_exc())
+
+    def _drain(self, journal: Journal, report: ReportCSV) -> None:
+        """After Ctrl-C: commit what already finished, give the rest up."""
+        deadline = time.monotonic() + 5
+        while self.inflight and time.monotonic() < deadline:
+            finished, _ = wait(list(self.inflight), timeout=0.5, return_when="FIRST_COMPLETED")
+            for fut in finished:
+                self._handle(fut, journal, report)
+        self.inflight.clear()
+
+    def _write_overview(self, elapsed: float) -> None:
+        done = int((self.state.status == OK).sum()) + self.outcome.failed
+        total = len(self.plan)
+        rate = (done - self.outcome.reused) / elapsed if elapsed > 0 else 0
+        eta = (total - done) / rate if rate > 0 else 0
+        self.run_dir.write_text(
+            "logs/job_progress_overview.txt",
+            f"Processed {done} of {total} mini batches in {timedelta(seconds=int(elapsed))}. "
+            f"Estimated remaining time {timedelta(seconds=int(eta))}.\n")
+
+
+def _ts(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1000):03d}Z"
+
+
+def _describe_items(payload: tuple) -> Any:
+    kind = payload[0]
+    if kind == "files":
+        return list(payload[1])
+    if kind == "range":
+        return {"path": payload[1], "start": payload[2], "end": payload[3]}
+    if kind == "rowgroups":
+        return {"path": payload[1], "row_groups": list(payload[2])}
+    return payload_paths(payload)
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def plugin_env(spec: JobSpec, bi_output_path: str) -> dict[str, str]:
+    env = {str(k): str(v) for k, v in spec.environment_variables.items()}
+    env["AZUREML_BI_OUTPUT_PATH"] = bi_output_path
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+__all__ = ["Driver", "Outcome", "new_run_id", "plugin_env"]

@@ -1,0 +1,144 @@
+"""Inputs: JobSpec -> Plan on the driver (metadata only), payload -> data on workers.
+
+``build_plan`` decides what the data input is (a file list or a table), lists it and splits it
+into mini-batches. ``load_payload`` runs in the worker's child process and must stay cheap to
+import: pandas and pyarrow are imported only for tabular data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+from ..errors import InputError, SpecError
+from ..plan import MiniBatch, Plan, Reader, minibatch_id
+from ..spec import DEFAULT_FILE_MINI_BATCH, DEFAULT_TABULAR_MINI_BATCH, JobSpec, parse_size
+from .files import fingerprint_files, is_url, list_files
+
+TABULAR_EXTENSIONS = {
+    ".csv": "delimited", ".tsv": "delimited", ".txt": "delimited",
+    ".parquet": "parquet", ".pq": "parquet",
+    ".jsonl": "json_lines", ".json": "json_lines", ".ndjson": "json_lines",
+}
+
+
+def build_plan(spec: JobSpec, *, staging_dir: str | None = None, client: Any = None) -> Plan:
+    """Split the spec's data input into mini-batches, from metadata only.
+
+    ``staging_dir`` and ``client`` are used only when ``partition_keys`` need a flat table
+    shuffled into key groups first (done on the cluster, never in the driver's memory).
+    """
+    inp = spec.data_input
+    what = f"inputs.{inp.name}"
+    reader, paths, source = _resolve(inp.type, inp.path, what)
+    if spec.partition_keys:
+        from .partitioned import plan_partitions
+
+        groups = plan_partitions(paths, reader, spec.partition_keys, what=what,
+                                 staging_dir=staging_dir, client=client)
+        mbs = [MiniBatch(index=i, id=minibatch_id(i, payload, key), payload=payload,
+                         items=items, partition_key_value=key)
+               for i, (key, payload, items) in enumerate(groups)]
+        notes = (f"partition_keys: {', '.join(spec.partition_keys)} "
+                 f"({len(mbs)} key combinations; mini_batch_size ignored)",)
+        return Plan.from_list(mbs, reader=reader, fingerprint=_fingerprint(paths, reader, spec),
+                              total_items=sum(mb.items for mb in mbs),
+                              unit="bytes" if reader.tabular else "files", source=source,
+                              notes=notes)
+    if not reader.tabular:
+        return _file_plan(paths, reader, spec, source, what)
+    from .tabular import plan_tabular
+
+    size_raw = spec.mini_batch_size or DEFAULT_TABULAR_MINI_BATCH
+    batch_bytes, _ = parse_size(size_raw)
+    parts = plan_tabular(paths, reader, batch_bytes, what=what)
+    mbs = [MiniBatch(index=i, id=minibatch_id(i, payload), payload=payload, items=est)
+           for i, (payload, est) in enumerate(parts)]
+    return Plan.from_list(mbs, reader=reader, fingerprint=_fingerprint(paths, reader, spec),
+                          total_items=sum(mb.items for mb in mbs), unit="bytes", source=source)
+
+
+def _file_plan(paths: list[str], reader: Reader, spec: JobSpec, source: str, what: str) -> Plan:
+    size_raw = spec.mini_batch_size or DEFAULT_FILE_MINI_BATCH
+    count, has_unit = parse_size(size_raw)
+    if has_unit:
+        raise SpecError(
+            f"mini_batch_size: {size_raw!r} is a size, but {what} is a file list: give a number "
+            "of files per mini-batch, e.g. mini_batch_size: \"10\". (Sizes apply to tabular "
+            "MLTable inputs.)"
+        )
+    n = (len(paths) + count - 1) // count
+
+    def make(i: int) -> MiniBatch:
+        payload = ("files", tuple(paths[i * count:(i + 1) * count]))
+        return MiniBatch(index=i, id=minibatch_id(i, payload), payload=payload,
+                         items=len(payload[1]))
+
+    return Plan(reader=reader, count=n, make=make, fingerprint=_fingerprint(paths, reader, spec),
+                total_items=len(paths), unit="files", source=source)
+
+
+def _fingerprint(paths: list[str], reader: Reader, spec: JobSpec) -> str:
+    h = hashlib.sha1(fingerprint_files(paths).encode())
+    h.update(repr((reader.format, sorted(reader.options.items()), reader.transforms,
+                   reader.partition_format, spec.mini_batch_size, spec.partition_keys)).encode())
+    return h.hexdigest()
+
+
+def _resolve(kind: str, path: str | None, what: str) -> tuple[Reader, list[str], str]:
+    """(reader, file list, description) for a data input."""
+    if path is None:
+        raise InputError(f"{what}: no path given.")
+    if kind == "mltable":
+        mltable_file = _mltable_file(path)
+        if mltable_file:
+            from .mltable import read_mltable
+
+            table = read_mltable(mltable_file, what=what)
+            return table.reader, table.paths, mltable_file
+        files = list_files(path, what=what)
+        fmt = _tabular_format(files, what)
+        return Reader(format=fmt, options={}), files, path
+    if kind in ("uri_folder", "uri_file", "custom_model", "mlflow_model"):
+        if kind == "uri_file" and not is_url(path) and os.path.isdir(path):
+            raise InputError(f"{what}: declared uri_file but {path} is a folder; use uri_folder.")
+        return Reader(format="files"), list_files(path, what=what), path
+    raise SpecError(f"{what}: type {kind!r} cannot be split into mini-batches.")
+
+
+def _mltable_file(path: str) -> str | None:
+    if is_url(path):
+        return None
+    if os.path.basename(path) == "MLTable" and os.path.isfile(path):
+        return path
+    candidate = os.path.join(path, "MLTable")
+    return candidate if os.path.isfile(candidate) else None
+
+
+def _tabular_format(files: list[str], what: str) -> str:
+    formats = set()
+    for f in files:
+        name = f[:-3] if f.endswith(".gz") else f
+        ext = os.path.splitext(name)[1].lower()
+        if ext not in TABULAR_EXTENSIONS:
+            raise InputError(
+                f"{what}: {f} is not a CSV, Parquet or JSON-lines file. An mltable input without "
+                "an MLTable file must hold tabular files (.csv, .tsv, .parquet, .jsonl); for a "
+                "list of files use type: uri_folder."
+            )
+        formats.add(TABULAR_EXTENSIONS[ext])
+    if len(formats) > 1:
+        raise InputError(f"{what}: mixes file formats ({', '.join(sorted(formats))}); use one.")
+    return formats.pop()
+
+
+def load_payload(payload: tuple, reader: Reader, key: Any = None) -> Any:
+    """What run() gets for a payload: a list of paths, or a pandas DataFrame (child side)."""
+    if payload[0] == "files":
+        return list(payload[1])
+    if payload[0] == "group" and not reader.tabular:
+        return [p for part in payload[1] for p in part[1]]
+    from .tabular import load_tabular
+
+    return load_tabular(payload, reader, key)

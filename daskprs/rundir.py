@@ -1,0 +1,218 @@
+"""The run directory: layout, the durable journal that resume reads, and the reports.
+
+The journal (``journal.jsonl``) is append-only: one line per finished chunk with a row per
+mini-batch attempt. A mini-batch is committed when its ``ok`` row (naming the part file and
+byte range of its output) is in the journal; nothing else counts. A line cut short by a crash
+is ignored on replay, so the worst a crash costs is re-running the chunk it was writing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .errors import ResumeError
+
+PENDING, OK, FAILED = 0, 1, 2
+CSV_FIELDS = ["mini_batch_id", "index", "attempt", "status", "items", "succeeded", "failed",
+              "worker", "process", "start", "duration_s", "bytes_read", "error"]
+FSYNC_SECONDS = 1.0
+
+
+def default_run_dir(job_name: str) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")[:-3]
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in job_name) or "job"
+    return os.path.join(os.getcwd(), "daskprs-runs", f"{safe}-{stamp}")
+
+
+class RunDir:
+    """Paths of one run directory (created on demand)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+
+    def __truediv__(self, rel: str) -> str:
+        return os.path.join(self.path, rel)
+
+    @property
+    def journal(self) -> str:
+        return self / "journal.jsonl"
+
+    @property
+    def logs(self) -> str:
+        return self / "logs"
+
+    @property
+    def report_csv(self) -> str:
+        return self / "logs/sys/job_report/processed_mini-batches.csv"
+
+    @property
+    def dead_letters(self) -> str:
+        return self / "failed_mini-batches.jsonl"
+
+    @property
+    def parts(self) -> str:
+        return self / "parts"
+
+    def create(self) -> None:
+        for sub in ("logs/sys/job_report", "logs/user", "parts", "outputs"):
+            os.makedirs(self / sub, exist_ok=True)
+
+    def write_job(self, spec_dict: dict[str, Any], extra: dict[str, Any]) -> None:
+        with open(self / "job.yaml", "w", encoding="utf-8") as f:
+            yaml.safe_dump({**extra, "spec": spec_dict}, f, sort_keys=False)
+
+    def read_job(self) -> dict[str, Any]:
+        path = self / "job.yaml"
+        if not os.path.isfile(path):
+            raise ResumeError(f"{self.path}: not a daskprs run directory (no job.yaml).")
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+
+    def write_text(self, rel: str, text: str) -> None:
+        path = self / rel
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+
+
+@dataclass
+class State:
+    """Per-mini-batch state in flat arrays, so a million mini-batches stay small."""
+
+    n: int
+    status: np.ndarray = field(init=False)
+    attempts: np.ndarray = field(init=False)
+    part: np.ndarray = field(init=False)
+    offset: np.ndarray = field(init=False)
+    length: np.ndarray = field(init=False)
+    parts: list[str] = field(default_factory=list)
+    part_ids: dict[str, int] = field(default_factory=dict)
+    header: bytes = b""
+
+    def __post_init__(self) -> None:
+        self.status = np.zeros(self.n, dtype=np.int8)
+        self.attempts = np.zeros(self.n, dtype=np.int16)
+        self.part = np.full(self.n, -1, dtype=np.int32)
+        self.offset = np.zeros(self.n, dtype=np.int64)
+        self.length = np.zeros(self.n, dtype=np.int64)
+
+    def part_id(self, name: str) -> int:
+        if name not in self.part_ids:
+            self.part_ids[name] = len(self.parts)
+            self.parts.append(name)
+        return self.part_ids[name]
+
+    def commit(self, index: int, part: str | None, offset: int, length: int) -> bool:
+        """Mark a mini-batch done; False if it already was (a duplicate is dropped)."""
+        if self.status[index] == OK:
+            return False
+        self.status[index] = OK
+        if part is not None and length:
+            self.part[index] = self.part_id(part)
+            self.offset[index] = offset
+            self.length[index] = length
+        return True
+
+    def ranges(self) -> Iterator[tuple[str, int, int]]:
+        """(part, offset, length) of committed output in input order, adjacent ranges merged."""
+        current: list[Any] | None = None
+        for i in np.flatnonzero((self.status == OK) & (self.length > 0)):
+            pid, off, length = int(self.part[i]), int(self.offset[i]), int(self.length[i])
+            if current and current[0] == pid and current[1] + current[2] == off:
+                current[2] += length
+                continue
+            if current:
+                yield self.parts[current[0]], current[1], current[2]
+            current = [pid, off, length]
+        if current:
+            yield self.parts[current[0]], current[1], current[2]
+
+
+class Journal:
+    """Append-only JSON lines; flushed per record, fsync'ed at most once a second."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._synced = time.monotonic()
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._f.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._f.flush()
+        now = time.monotonic()
+        if now - self._synced > FSYNC_SECONDS:
+            os.fsync(self._f.fileno())
+            self._synced = now
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+
+    @staticmethod
+    def replay(path: str) -> Iterator[dict[str, Any]]:
+        if not os.path.isfile(path):
+            return
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a crash
+
+
+class ReportCSV:
+    """``processed_mini-batches.csv``: one row per mini-batch attempt, appended as they end."""
+
+    def __init__(self, path: str) -> None:
+        new = not os.path.isfile(path)
+        self._f = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115
+        self._w = csv.writer(self._f)
+        if new:
+            self._w.writerow(CSV_FIELDS)
+
+    def write(self, row: list[Any]) -> None:
+        self._w.writerow(row)
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def load_state(run_dir: RunDir, n: int, plan: Any = None) -> tuple[State, dict[str, Any] | None]:
+    """Rebuild committed state from the journal; returns (state, the first start record).
+
+    With ``plan``, a committed row is reused only if its mini-batch id still matches.
+    """
+    state = State(n)
+    first = None
+    for rec in Journal.replay(run_dir.journal):
+        kind = rec.get("t")
+        if kind == "start" and first is None:
+            first = rec
+        elif kind == "chunk":
+            if rec.get("h") and not state.header:
+                state.header = rec["h"].encode("utf-8")
+            for row in rec["rows"]:
+                index, attempt, status = row[0], row[1], row[2]
+                if index >= n:
+                    continue
+                state.attempts[index] = max(int(state.attempts[index]), attempt)
+                if status == "ok" and (plan is None or plan[index].id == row[10]):
+                    state.commit(index, rec.get("part"), row[5], row[6])
+    return state, first

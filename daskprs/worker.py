@@ -1,0 +1,373 @@
+"""Worker side: the WorkerPlugin that owns the user-code processes, and the Dask task function.
+
+One Dask task runs a *chunk* of mini-batches (many small ones share one task, so Dask's
+per-task cost is paid once per chunk) and returns a ``ChunkResult`` value: it never raises.
+Each mini-batch is still timed, retried and committed on its own: the child process reports
+one result row per mini-batch, and output rows go to one atomically written part file per
+chunk, whose byte ranges the driver commits in its journal.
+
+``setup()`` only starts the child processes; ``init()`` runs there, in the background, so a
+slow model load never blocks the worker's event loop or its heartbeats (the worker-TTL
+restart loop of distributed, see reference C1).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from distributed import WorkerPlugin, get_worker
+
+from ._child import ChildConfig, StatusFile
+
+MAX_INIT_FAILURES = 3  # per worker, then it refuses work (the driver routes around it)
+CHUNK_SOFT_SECONDS = 3.0  # a chunk returns what it has after this, the rest is resubmitted
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A row the worker returns per mini-batch attempt.
+ROW_FIELDS = ("index", "status", "items", "succeeded", "offset", "length", "error_type",
+              "message", "traceback", "start", "duration", "bytes_read", "process")
+
+
+@dataclass
+class ChunkResult:
+    """What one task returns: per-mini-batch rows plus where their output bytes are."""
+
+    worker: str
+    part: str | None
+    rows: list[tuple] = field(default_factory=list)
+    header: bytes = b""
+    init_error: tuple | None = None
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+class ChildProcess:
+    """One user-code process: spawn, wait for init, run items with a hard timeout, stop."""
+
+    def __init__(self, config: ChildConfig, env: dict[str, str], tmp_root: str,
+                 log_path: str, name: str) -> None:
+        self.name = name
+        self.tmp = tempfile.mkdtemp(prefix=f"daskprs-{name}-", dir=tmp_root)
+        status_path = os.path.join(self.tmp, ".daskprs-status")
+        self.status = StatusFile(status_path, create=True)
+        parent_sock, child_sock = socket.socketpair()
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "daskprs._child", str(child_sock.fileno()), status_path],
+                pass_fds=(child_sock.fileno(),), cwd=self.tmp, env=env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        child_sock.close()
+        self.conn = Connection(parent_sock.detach())
+        self.conn.send(("init", config))
+        self.ready = False
+        self.init_seconds: float | None = None
+
+    def wait_ready(self, should_abort: Any) -> tuple | None:
+        """Block until init() finished; returns None, or ``(type, message, traceback)``."""
+        while not self.ready:
+            if should_abort():
+                return ("Aborted", "the run was stopped", "")
+            if not self.conn.poll(0.5):
+                if self.proc.poll() is not None and not self.conn.poll(0):
+                    return ("ProcessDied", f"the process died during init() "
+                            f"({self._exit_text()})", "")
+                continue
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                self.proc.wait()
+                return ("ProcessDied", f"the process died during init() ({self._exit_text()})",
+                        "")
+            if msg[0] == "init_error":
+                return msg[1:]
+            self.ready, self.init_seconds = True, msg[2]
+        return None
+
+    def run(self, items: list[tuple], timeout: float, should_abort: Any,
+            soft_deadline: float = float("inf")) -> tuple[list, bool]:
+        """Run items in order; returns ``(child rows, alive)``.
+
+        When the process dies or a run() outlives ``timeout``, the running item gets a
+        ``crashed``/``timeout`` row and the rest are left for the caller (not charged). After
+        ``soft_deadline`` the child finishes the running item and returns early, so a chunk
+        of unexpectedly slow mini-batches still reports progress.
+        """
+        self.status.request_stop(False)
+        self.conn.send(("chunk", [(it[0], it[1], it[3], it[4]) for it in items]))
+        rows: list[tuple] = []
+        asked_stop = False
+        while True:
+            if not asked_stop and time.time() > soft_deadline:
+                self.status.request_stop()
+                asked_stop = True
+            index, started = self.status.get()
+            wait = max(0.0, started + timeout - time.time()) if index >= 0 else 0.5
+            if self.conn.poll(min(wait, 0.5) + 0.001):
+                try:
+                    kind, batch = self.conn.recv()
+                except (EOFError, OSError):
+                    return rows + self._crashed_row(items, rows), False
+                rows.extend(batch)
+                if kind == "done":
+                    return rows, True
+                continue
+            if should_abort():
+                self.kill()
+                return rows, False
+            index, started = self.status.get()
+            if index >= 0 and time.time() - started > timeout:
+                self.kill()
+                msg = (f"run() did not return within {timeout:g} s (retry_settings.timeout); "
+                       "its process was killed and replaced.")
+                return rows + [(index, "timeout", 0, 0, b"", b"", "Timeout", msg, "", started,
+                                time.time() - started, 0)], False
+            if self.proc.poll() is not None and not self.conn.poll(0):
+                return rows + self._crashed_row(items, rows), False
+
+    def _crashed_row(self, items: list[tuple], rows: list[tuple]) -> list[tuple]:
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        index, started = self.status.get()
+        if index < 0:  # died between items: blame the first one not reported
+            done = {r[0] for r in rows}
+            index = next((it[0] for it in items if it[0] not in done), items[0][0])
+            started = time.time()
+        msg = f"the process running run() died ({self._exit_text()})."
+        return [(index, "crashed", 0, 0, b"", b"", "WorkerProcessDied", msg, "", started,
+                 time.time() - started, 0)]
+
+    def _exit_text(self) -> str:
+        code = self.proc.returncode
+        if code is None:
+            return "still running"
+        if code < 0:
+            name = _signal_name(code)
+            hint = ", maybe killed for using too much memory" if name == "SIGKILL" else ""
+            return f"killed by {name}{hint}"
+        return f"exit code {code}"
+
+    def stop(self, grace: float = 10.0) -> str | None:
+        """Ask for shutdown(), wait up to ``grace`` seconds, then kill. Returns its error."""
+        error = None
+        if self.proc.poll() is None and self.ready:
+            try:
+                self.conn.send(("stop",))
+                if self.conn.poll(grace):
+                    msg = self.conn.recv()
+                    if msg[0] == "stopped":
+                        error = msg[1]
+            except (EOFError, OSError):
+                pass
+        self.kill()
+        return error
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.proc.wait()
+        self.conn.close()
+        self.status.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class DaskPRSPlugin(WorkerPlugin):
+    """Starts user-code processes on each worker and runs chunks in them; one per run."""
+
+    idempotent = True
+
+    def __init__(self, name: str, config: ChildConfig, env: dict[str, str], run_dir: str,
+                 timeout: float, task_overhead_timeout: float = 30.0) -> None:
+        self.name = name
+        self.config = config
+        self.env = env
+        self.run_dir = run_dir
+        self.timeout = timeout
+
+    def setup(self, worker: Any) -> None:
+        self.worker_name = str(worker.name)
+        self.address = worker.address
+        self.tmp_root = worker.local_directory
+        self._lock = threading.Lock()
+        self._idle: list[ChildProcess] = []
+        self._busy: set[ChildProcess] = set()
+        self._seq = 0
+        self.init_failures = 0
+        self.aborted = False
+        nthreads = getattr(worker.state, "nthreads", None) or getattr(worker, "nthreads", 1)
+        for _ in range(nthreads):
+            self._idle.append(self._spawn())
+
+    def teardown(self, worker: Any) -> None:
+        self.aborted = True
+        with self._lock:
+            children = self._idle + list(self._busy)
+            self._idle, self._busy = [], set()
+        errors = [c.stop() for c in children]
+        for error in filter(None, errors):
+            self._log("shutdown() failed:\n" + error)
+
+    def _log(self, text: str) -> None:
+        path = os.path.join(self.run_dir, "logs", "sys", "node", self.worker_name, "_main.txt")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+
+    def _spawn(self) -> ChildProcess:
+        name = f"process{self._seq:03d}"
+        self._seq += 1
+        node = self.worker_name.replace(os.sep, "_")
+        env = dict(os.environ)
+        env.update(self.env)
+        env["DASKPRS_AGENT_NAME"] = name
+        env["DASKPRS_NODE_ID"] = node
+        env["DASKPRS_RUN_DIR"] = self.run_dir
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT,
+                                                          env.get("PYTHONPATH")]))
+        log = os.path.join(self.run_dir, "logs", "user", "stdout", node, f"{name}.stdout.txt")
+        child = ChildProcess(self.config, env, self.tmp_root, log, name)
+        self._log(f"started {name} pid {child.proc.pid}")
+        return child
+
+    def _checkout(self) -> ChildProcess:
+        with self._lock:
+            child = self._idle.pop() if self._idle else None
+            if child is None:
+                child = self._spawn()
+            self._busy.add(child)
+            return child
+
+    def _checkin(self, child: ChildProcess) -> None:
+        with self._lock:
+            self._busy.discard(child)
+            if self.aborted:
+                child.kill()
+            else:
+                self._idle.append(child)
+
+    def _replace(self, child: ChildProcess) -> ChildProcess:
+        child.kill()
+        with self._lock:
+            self._busy.discard(child)
+            fresh = self._spawn()
+            self._busy.add(fresh)
+            return fresh
+
+    def abort(self) -> None:
+        """Stop running work now (the job is being cancelled)."""
+        self.aborted = True
+        with self._lock:
+            children = list(self._busy) + self._idle
+            self._idle = []
+        for child in children:
+            child.kill()
+
+    def process(self, key: str, items: list[tuple]) -> ChunkResult:
+        """Run a chunk's items; never raises. ``items``: (index, id, attempt, payload, key)."""
+        result = ChunkResult(worker=self.address, part=None)
+        if self.init_failures >= MAX_INIT_FAILURES:
+            result.init_error = ("InitFailed", f"init() failed {self.init_failures} times on "
+                                 "this worker; it takes no more work", "")
+            return result
+        child = self._checkout()
+        pending = list(items)
+        rows: list[tuple] = []
+        soft_deadline = None
+        try:
+            while pending and not self.aborted:
+                error = child.wait_ready(lambda: self.aborted)
+                if error is not None:
+                    if not self.aborted:
+                        self.init_failures += 1
+                        self._log(f"init() failed in {child.name}: {error[0]}: {error[1]}\n"
+                                  f"{error[2]}")
+                        result.init_error = tuple(error)
+                    child = self._replace(child)
+                    break
+                if soft_deadline is None:  # counted from the first run(), not from init()
+                    soft_deadline = time.time() + CHUNK_SOFT_SECONDS
+                elif time.time() >= soft_deadline:
+                    break
+                done, alive = child.run(pending, self.timeout, lambda: self.aborted,
+                                        soft_deadline)
+                for row in done:
+                    rows.append((*row, child.name))
+                finished = {row[0] for row in done}
+                pending = [it for it in pending if it[0] not in finished]
+                if alive:
+                    break  # finished, or stopped at the soft deadline: the driver resubmits
+                if done and done[-1][1] in ("crashed", "timeout"):
+                    self._log(f"{child.name}: mini-batch {done[-1][0]} {done[-1][1]}: "
+                              f"{done[-1][7]}")
+                child = self._replace(child)
+        finally:
+            self._checkin(child)
+        return self._commit_part(result, rows, key)
+
+    def _commit_part(self, result: ChunkResult, rows: list[tuple], key: str) -> ChunkResult:
+        """Write the chunk's output rows to one part file (atomic rename) and index them."""
+        chunks: list[bytes] = []
+        offset = 0
+        for row in rows:
+            (index, status, items, succeeded, data, header, etype, msg, tb, start, dur,
+             nbytes, process) = row
+            if header and not result.header:
+                result.header = header
+            length = len(data) if status == "ok" else 0
+            if length:
+                chunks.append(data)
+            result.rows.append((index, status, items, succeeded, offset, length, etype, msg, tb,
+                                start, dur, nbytes, process))
+            offset += length
+        if offset:
+            parts = os.path.join(self.run_dir, "parts")
+            os.makedirs(parts, exist_ok=True)
+            name = f"{key}-{uuid.uuid4().hex[:8]}.part"
+            tmp = os.path.join(parts, f".{name}.tmp")
+            with open(tmp, "wb") as f:
+                f.writelines(chunks)
+            os.replace(tmp, os.path.join(parts, name))
+            result.part = name
+        return result
+
+
+def run_chunk(plugin_name: str, key: str, items: list[tuple]) -> ChunkResult:
+    """The Dask task: hand the chunk to this worker's plugin."""
+    worker = get_worker()
+    plugin = worker.plugins.get(plugin_name)
+    if plugin is None:
+        return ChunkResult(worker=worker.address, part=None,
+                           init_error=("NotReady", "the daskprs plugin is not set up here", ""))
+    return plugin.process(key, items)
+
+
+def abort_run(plugin_name: str, dask_worker: Any = None) -> bool:
+    """Run on every worker via ``client.run`` to stop a cancelled job's processes at once."""
+    plugin = dask_worker.plugins.get(plugin_name) if dask_worker is not None else None
+    if plugin is None:
+        return False
+    plugin.abort()
+    return True
