@@ -30,6 +30,7 @@ from .worker import ChunkResult, DaskPRSPlugin, abort_run, run_chunk
 log = logging.getLogger("daskprs")
 
 TARGET_CHUNK_SECONDS = 0.5
+STOP_GRACE_SECONDS = 5.0
 MAX_CHUNK = 2000
 FIRST_ERRORS = 5
 
@@ -305,17 +306,21 @@ class Driver:
         last_progress = time.monotonic()
         first_result = False
         last_overview = 0.0
+        stop_deadline = None
         try:
             slots = self._slots()
             window = 2 * slots
             while True:
                 if self.outcome.status == "running":
                     self._fill(window, slots)
+                elif stop_deadline is None:
+                    stop_deadline = time.monotonic() + STOP_GRACE_SECONDS
                 if not self.inflight:
                     break
-                finished_now, _ = wait(list(self.inflight), timeout=0.5,
-                                       return_when="FIRST_COMPLETED")
-                for fut in finished_now:
+                if stop_deadline is not None and time.monotonic() > stop_deadline:
+                    self._cancel_inflight()
+                    break
+                for fut in self._wait_some(0.5):
                     n = self._handle(fut, journal, report)
                     if n:
                         first_result = True
@@ -357,24 +362,40 @@ class Driver:
         return self.outcome
 
     def _stop(self, status: str, reason: str) -> None:
-        """Stop submitting and cancel: queued chunks are dropped, running ones killed."""
+        """Stop submitting and abort the run's processes on every worker.
+
+        Running chunks then return at once with the mini-batches they finished (committed as
+        usual), queued ones return empty; only stragglers are cancelled after a grace period.
+        """
         self.outcome.status = status
         self.outcome.reason = reason
-        futures = list(self.inflight)
         try:
-            self.client.cancel(futures)
             self.client.run(abort_run, self.plugin.name, wait=True)
         except Exception:  # noqa: BLE001 - best effort: the cluster may be going away
             log.debug("abort failed:\n%s", tb_module.format_exc())
 
-    def _drain(self, journal: Journal, report: ReportCSV) -> None:
-        """After Ctrl-C: commit what already finished, give the rest up."""
-        deadline = time.monotonic() + 5
-        while self.inflight and time.monotonic() < deadline:
-            finished, _ = wait(list(self.inflight), timeout=0.5, return_when="FIRST_COMPLETED")
-            for fut in finished:
-                self._handle(fut, journal, report)
+    def _wait_some(self, timeout: float) -> list[Any]:
+        """Finished futures (waiting up to ``timeout``); cancelled ones count as finished."""
+        try:
+            wait(list(self.inflight), timeout=timeout, return_when="FIRST_COMPLETED")
+        except Exception:  # noqa: BLE001 - TimeoutError, or a future cancelled under us
+            pass
+        return [f for f in self.inflight if f.done()]
+
+    def _cancel_inflight(self) -> None:
+        try:
+            self.client.cancel(list(self.inflight))
+        except Exception:  # noqa: BLE001
+            log.debug("cancel failed:\n%s", tb_module.format_exc())
         self.inflight.clear()
+
+    def _drain(self, journal: Journal, report: ReportCSV) -> None:
+        """After Ctrl-C: commit what finishes within the grace period, give the rest up."""
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while self.inflight and time.monotonic() < deadline:
+            for fut in self._wait_some(0.5):
+                self._handle(fut, journal, report)
+        self._cancel_inflight()
 
     def _write_overview(self, elapsed: float) -> None:
         done = int((self.state.status == OK).sum()) + self.outcome.failed

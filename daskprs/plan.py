@@ -18,6 +18,7 @@ from typing import Any
 #   ("rowgroups", path, (i, j, ...))                Parquet row groups of one file
 #   ("file", path)                                  one whole file (any tabular format)
 #   ("group", (payload, ...))                       partition_keys: the parts of one key group
+#   ("staged", fragment_path)                       (inside a group) a staged key fragment
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -183,6 +183,7 @@ class JobSpec:
     append_row: AppendRowSettings = field(default_factory=AppendRowSettings)
     cluster: ClusterSpec = field(default_factory=ClusterSpec)
     source: str | None = None
+    pre_steps: tuple = ()  # pipeline command steps that produce the inputs (daskprs.commands)
 
     def __post_init__(self) -> None:
         _validate(self)

@@ -181,3 +181,127 @@ def apply_switches(fields: dict[str, Any], arguments: str | list[str], explicit:
             fields[name] = as_int(raw, key, minimum=1)
         elif name == "logging_level":
             fields[name] = str(raw).upper()
+
+
+# --- Run settings for the dialects that do not carry them (sdk-1-5, module spec, v1, pipeline) ---
+
+# v1 / runsettings names -> the v2 key they set. ``run_max_try`` counts tries, v2 counts retries.
+RUN_SETTING_ALIASES = {
+    "node_count": "resources.instance_count",
+    "instance_count": "resources.instance_count",
+    "resource_layout.instance_count": "resources.instance_count",
+    "resource_layout.node_count": "resources.instance_count",
+    "process_count_per_node": "max_concurrency_per_instance",
+    "run_invocation_timeout": "retry_settings.timeout",
+    "timeout": "retry_settings.timeout",
+    "max_retries": "retry_settings.max_retries",
+    "run_max_try": "retry_settings.max_retries",
+    "allowed_failed_count": "mini_batch_error_threshold",
+}
+# Settings without a key in the v2 schema (PRS switches there); set on the JobSpec once built.
+EXTRA_SETTINGS = (
+    "allowed_failed_percent", "append_row_file_name", "append_row_dataframe_header",
+    "task_overhead_timeout", "progress_update_timeout", "first_task_creation_timeout",
+)
+
+
+def setting_key(key: str, value: Any) -> tuple[str, Any]:
+    """A run-setting ``--set`` key in v2 form: v1 names become v2 keys (Azure's defaults stay).
+
+    ``run_max_try=3`` (tries) becomes ``retry_settings.max_retries=2`` (retries).
+    """
+    for prefix in ("runsettings.parallel.", "runsettings."):
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+    if key == "run_max_try":
+        value = as_int(value, key, minimum=1) - 1
+    return RUN_SETTING_ALIASES.get(key, key), value
+
+
+def apply_settings(raw: dict[str, Any], pairs: Iterable[tuple[str, Any]]) -> None:
+    """Apply ``--set`` pairs to a v2-shaped mapping, accepting the v1 names as aliases."""
+    from .overrides import apply_override
+
+    for key, value in pairs:
+        apply_override(raw, *setting_key(key, value))
+
+
+def pop_extras(raw: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """Remove the ``EXTRA_SETTINGS`` from a v2-shaped mapping; return them typed."""
+    extras: dict[str, Any] = {}
+    for key in EXTRA_SETTINGS:
+        value = raw.pop(key, None)
+        if value is None:
+            continue
+        name = f"{where}.{key}" if where else key
+        if key == "append_row_file_name":
+            extras[key] = str(value).lower()  # PRS lowercases it
+        elif key == "append_row_dataframe_header":
+            extras[key] = as_bool(value, name)
+        else:
+            extras[key] = as_float(value, name)
+    return extras
+
+
+def apply_extras(spec: Any, extras: Mapping[str, Any]) -> Any:
+    """The JobSpec with the settings ``pop_extras`` took out (validated again by JobSpec)."""
+    import dataclasses
+
+    changes: dict[str, Any] = {}
+    append: dict[str, Any] = {}
+    for key, value in extras.items():
+        if key == "append_row_file_name":
+            append["file_name"] = value
+        elif key == "append_row_dataframe_header":
+            append["dataframe_header"] = value
+        else:
+            changes[key] = value
+    if append:
+        changes["append_row"] = dataclasses.replace(spec.append_row, **append)
+    return spec.replace(**changes) if changes else spec
+
+
+def combined_mltable(paths: list[str], what: str, transforms: list[Any] | None = None) -> str:
+    """An MLTable file listing several inputs, for a job that splits more than one data input.
+
+    The JobSpec has one data input, so several (a module spec's ``inputData`` list, v1
+    ``inputs=[...]``) become one generated MLTable in the temp folder, named by a hash of its
+    content: their files form one list, sorted by path as an MLTable lists them.
+    """
+    import hashlib
+    import tempfile
+
+    import yaml
+
+    from ..errors import InputError
+
+    entries = []
+    for path in paths:
+        if "://" in path:
+            entries.append({"folder": path})
+        elif set("*?[") & set(path):
+            entries.append({"pattern": path})
+        elif os.path.isdir(path):
+            if os.path.isfile(os.path.join(path, "MLTable")):
+                raise InputError(f"{what}: {path} is an MLTable; several data inputs must be "
+                                 "folders or files.")
+            entries.append({"folder": path})
+        elif os.path.isfile(path):
+            entries.append({"file": path})
+        else:
+            raise InputError(f"{what}: {path} does not exist. Check the path, or set it with "
+                             "--set.")
+    doc: dict[str, Any] = {"type": "mltable", "paths": entries}
+    if transforms:
+        doc["transformations"] = list(transforms)
+    text = yaml.safe_dump(doc, sort_keys=False)
+    folder = os.path.join(tempfile.gettempdir(), "daskprs-mltables",
+                          hashlib.sha1(text.encode()).hexdigest()[:16])
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.join(folder, "MLTable")
+    if not os.path.isfile(target):
+        tmp = f"{target}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    return target

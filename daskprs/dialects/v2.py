@@ -39,7 +39,7 @@ TOP_KEYS = {
     "resources", "max_concurrency_per_instance", "mini_batch_error_threshold", "error_threshold",
     "retry_settings", "logging_level", "environment_variables", "task", "cluster",
 }
-TASK_KEYS = {"type", "code", "entry_script", "program_arguments", "append_row_to", "environment"}
+TASK_KEYS = {"type", "code", "entry_script", "program_arguments", "append_row_to"}
 INPUT_KEYS = {"type", "path", "mode", "optional", "default", "value", "description"}
 OUTPUT_KEYS = {"type", "path", "mode", "description", "name", "version"}
 CLUSTER_KEYS = {

@@ -119,7 +119,10 @@ def _mltable_file(path: str) -> str | None:
 def _tabular_format(files: list[str], what: str) -> str:
     formats = set()
     for f in files:
-        name = f[:-3] if f.endswith(".gz") else f
+        name = f
+        for suffix in (".gz", ".bz2", ".xz", ".zst", ".zip"):
+            if name.endswith(suffix):
+                name = name[: -len(suffix)]
         ext = os.path.splitext(name)[1].lower()
         if ext not in TABULAR_EXTENSIONS:
             raise InputError(

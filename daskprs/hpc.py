@@ -1,0 +1,243 @@
+"""HPC clusters through dask-jobqueue (the ``hpc`` extra): SLURM, PBS, SGE, LSF, HTCondor, ...
+
+One batch job per instance (``instance_count``) with ``max_concurrency_per_instance`` worker
+processes each; every other ``cluster:`` key goes to the dask-jobqueue class unchanged. Every
+job is cancelled when the run ends, however it ends: success, failure, a broken error budget,
+Ctrl-C or SIGTERM/SIGHUP (turned into Ctrl-C while the cluster is open).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .errors import JobFailed, SpecError
+from .spec import JobSpec
+
+log = logging.getLogger("daskprs")
+
+CLASSES = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster",
+           "lsf": "LSFCluster", "htcondor": "HTCondorCluster", "oar": "OARCluster",
+           "moab": "MoabCluster"}
+DEFAULT_MEMORY_PER_PROCESS = "4GiB"
+ALL_WORKERS_GRACE = 30.0  # after the first worker, wait this long for the others
+OWN_KEYS = ("adapt", "ship_code")  # daskprs's own keys under cluster:, not for jobqueue
+GPU_PRELOAD = "daskprs.gpu"  # a nanny preload that pins each worker process to one GPU
+
+
+class MissingExtraError(SpecError, ImportError):
+    """dask-jobqueue is not installed (a SpecError for the CLI, an ImportError for Python)."""
+
+
+def cluster_class(kind: str) -> Any:
+    try:
+        import dask_jobqueue
+    except ImportError:
+        raise MissingExtraError(
+            f"cluster.type: {kind} needs dask-jobqueue, which is not installed. Install it with: "
+            "pip install daskprs[hpc]   (or: pip install dask-jobqueue)") from None
+    if kind not in CLASSES:
+        raise SpecError(f"cluster.type: {kind!r} is not a dask-jobqueue cluster; use one of "
+                        f"{', '.join(CLASSES)}.")
+    return getattr(dask_jobqueue, CLASSES[kind])
+
+
+def _config(kind: str, key: str) -> Any:
+    import dask
+
+    return dask.config.get(f"jobqueue.{kind}.{key}", None)
+
+
+def _positive_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit() \
+            or int(value) < 1:
+        raise SpecError(f"cluster.{key}: expected a whole number >= 1, got {value!r}.")
+    return int(value)
+
+
+def _adapt_bounds(raw: Any, instance_count: int) -> tuple[int, int] | None:
+    """``adapt: {minimum, maximum}`` in jobs; ``adapt: true`` is 0..instance_count."""
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        return 0, instance_count
+    if not isinstance(raw, Mapping) or set(raw) - {"minimum", "maximum"}:
+        raise SpecError("cluster.adapt: expected {minimum: JOBS, maximum: JOBS} (or true), got "
+                        f"{raw!r}.")
+    low = raw.get("minimum", 0)
+    if isinstance(low, bool) or not isinstance(low, int) or low < 0:
+        raise SpecError(f"cluster.adapt.minimum: expected a number of jobs >= 0, got {low!r}.")
+    high = _positive_int(raw.get("maximum", instance_count), "adapt.maximum")
+    if high < low:
+        raise SpecError(f"cluster.adapt: maximum ({high}) is below minimum ({low}).")
+    return low, high
+
+
+def _listed(opts: dict[str, Any], kind: str, key: str) -> list[Any]:
+    """A list option from the spec, else from the user's jobqueue config (we add to it)."""
+    value = opts.get(key)
+    if value is None:
+        value = _config(kind, key.replace("_", "-"))
+    if isinstance(value, str):
+        value = [value]
+    return list(value or [])
+
+
+def jobqueue_kwargs(spec: JobSpec) -> tuple[dict[str, Any], tuple[int, int] | None]:
+    """The dask-jobqueue constructor keywords and adapt bounds for a spec; pure, no I/O.
+
+    Defaults only fill what neither the spec nor the user's jobqueue config gives:
+    ``processes`` = max_concurrency_per_instance (else gpus_per_instance, else 1),
+    ``cores`` = processes x threads_per_worker, ``memory`` = processes x memory_limit
+    (else 4 GiB per process). GPUs: ``--gres=gpu:N`` on SLURM, a ``GPU=1`` resource and a
+    nanny preload that pins each worker process to its own device.
+    """
+    from dask.utils import format_bytes, parse_bytes
+
+    c = spec.cluster
+    kind = c.type
+    opts = {k: v for k, v in c.options.items() if k not in OWN_KEYS}
+    adapt = _adapt_bounds(c.options.get("adapt"), spec.instance_count)
+    gpus = c.gpus_per_instance
+    threads = c.threads_per_worker
+    cores = opts.get("cores", _config(kind, "cores"))
+    if opts.get("processes") is not None:
+        processes = _positive_int(opts["processes"], "processes")
+    elif spec.max_concurrency_per_instance:
+        processes = spec.max_concurrency_per_instance
+    elif gpus:
+        processes = gpus
+    elif cores:
+        processes = max(1, _positive_int(cores, "cores") // threads)
+    else:
+        processes = 1
+    opts["processes"] = processes
+    opts["cores"] = _positive_int(cores, "cores") if cores else processes * threads
+    if opts["cores"] < processes:
+        raise SpecError(f"cluster.cores: {opts['cores']} cores cannot run {processes} worker "
+                        "processes per job (max_concurrency_per_instance); give more cores.")
+    if opts.get("memory") is None and _config(kind, "memory") is None:
+        per_process = parse_bytes(c.memory_limit or DEFAULT_MEMORY_PER_PROCESS)
+        opts["memory"] = format_bytes(per_process * processes)
+    if gpus:
+        directives = _listed(opts, kind, "job_extra_directives")
+        if kind == "slurm" and not any(re.search(r"--(gres|gpus)", str(d)) for d in directives):
+            directives.append(f"--gres=gpu:{gpus}")
+        opts["job_extra_directives"] = directives
+        extra = _listed(opts, kind, "worker_extra_args")
+        if "--resources" not in extra:
+            extra += ["--resources", "GPU=1"]
+        extra += ["--preload-nanny", GPU_PRELOAD]
+        opts["worker_extra_args"] = extra
+    scheduler = dict(opts.get("scheduler_options") or _config(kind, "scheduler-options") or {})
+    scheduler.setdefault("dashboard_address", c.dashboard_address)
+    opts["scheduler_options"] = scheduler
+    if opts.get("job_name") is None and _config(kind, "name") in (None, "dask-worker"):
+        opts["job_name"] = "daskprs-" + re.sub(r"[^A-Za-z0-9_.-]", "_", spec.name)[:40]
+    return opts, adapt
+
+
+@contextlib.contextmanager
+def _signals_as_interrupt() -> Iterator[None]:
+    """SIGTERM/SIGHUP raise KeyboardInterrupt, so the jobs are cancelled as on Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _job_ids(cluster: Any) -> list[str]:
+    return [str(j.job_id) for j in list(cluster.workers.values()) if getattr(j, "job_id", None)]
+
+
+def _close(cluster: Any) -> None:
+    """Close the cluster (cancels its jobs), then cancel again whatever may be left."""
+    ids = _job_ids(cluster)
+    try:
+        cluster.close(timeout=30)
+    except Exception:  # noqa: BLE001 - still cancel the jobs below
+        log.warning("closing the %s cluster failed; cancelling its jobs directly",
+                    type(cluster).__name__, exc_info=True)
+    cancel = getattr(cluster.job_cls, "cancel_command", None)
+    if ids and cancel:
+        try:  # idempotent: cancelling a finished job only prints an error we ignore
+            subprocess.run([*shlex.split(cancel), *ids], capture_output=True, timeout=30,
+                           check=False)
+        except (OSError, subprocess.SubprocessError):
+            log.warning("could not run %r for jobs %s; check your queue", cancel, ", ".join(ids))
+
+
+def _wait_for_workers(client: Any, spec: JobSpec, expected: int, where: str) -> None:
+    if expected <= 0:
+        return  # adapt from zero: jobs start when work is queued
+    timeout = spec.first_task_creation_timeout
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError:
+        raise JobFailed(
+            f"no Dask worker joined within first_task_creation_timeout ({timeout:g} s): the "
+            f"{spec.cluster.type} jobs are still pending or failed at start. Check the queue "
+            f"(e.g. squeue) and the job logs ({where}); raise first_task_creation_timeout for "
+            "busy queues.") from None
+    deadline = time.monotonic() + ALL_WORKERS_GRACE
+    while time.monotonic() < deadline:
+        if len(client.scheduler_info(n_workers=-1)["workers"]) >= expected:
+            break
+        time.sleep(0.2)
+    have = len(client.scheduler_info(n_workers=-1)["workers"])
+    log.info("%d of %d Dask workers up", have, expected)
+
+
+@contextlib.contextmanager
+def open_jobqueue_client(spec: JobSpec, quiet: bool = False) -> Iterator[Any]:
+    """A Client on a dask-jobqueue cluster whose jobs are all cancelled on exit."""
+    from distributed import Client
+
+    cls = cluster_class(spec.cluster.type)
+    kwargs, adapt = jobqueue_kwargs(spec)
+    with _signals_as_interrupt():
+        try:
+            cluster = cls(**kwargs)
+        except (TypeError, ValueError) as e:
+            raise SpecError(f"cluster: {cls.__name__} rejected the options "
+                            f"{sorted(kwargs)}: {e}") from None
+        try:
+            processes = kwargs["processes"]
+            if adapt:
+                cluster.adapt(minimum_jobs=adapt[0], maximum_jobs=adapt[1])
+                jobs = f"adaptive {adapt[0]}..{adapt[1]} jobs"
+            else:
+                cluster.scale(jobs=spec.instance_count)
+                jobs = f"{spec.instance_count} jobs"
+            if not quiet:
+                log.info("%s: %s x %d worker processes, cores=%s, memory=%s%s", cls.__name__, jobs,
+                         processes, kwargs["cores"], kwargs.get("memory", "(config)"),
+                         f", {spec.cluster.gpus_per_instance} GPUs per job"
+                         if spec.cluster.gpus_per_instance else "")
+            log.debug("job script:\n%s", cluster.job_script())
+            with Client(cluster) as client:
+                if not quiet and client.dashboard_link:
+                    log.info("Dask dashboard: %s", client.dashboard_link)
+                where = kwargs.get("log_directory") or "log_directory, or the submit folder"
+                _wait_for_workers(client, spec, (adapt[0] if adapt else spec.instance_count)
+                                  * processes, where)
+                yield client
+        finally:
+            _close(cluster)

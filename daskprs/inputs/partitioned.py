@@ -1,0 +1,252 @@
+"""partition_keys: exactly one mini-batch per distinct key combination.
+
+Keys come from one of two places:
+
+* **Folders.** A partition format (MLTable ``extract_columns_from_partition_format``, e.g.
+  ``{Store}/{Brand}/{file_name}.csv``) or hive-style ``Store=1000/`` folders name the keys.
+  Planning is a listing: a group is the files of one key combination, loaded and concatenated
+  by ``tabular.load_tabular`` (or, for a file list, handed to run() as paths).
+* **A flat table** whose columns are the keys. It is read once, on the Dask cluster and never
+  in the driver, and staged as one Parquet fragment per (source chunk, key combination) with
+  its original row number; a group is its fragments, which the loader puts back in source
+  order. Key values are kept as their exact text, so any character round-trips: the folder
+  names of the staging area are hashes, and the values travel inside the data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote
+
+from ..errors import InputError, SpecError
+from ..plan import Reader
+from .tabular import (
+    ROW_COLUMN,
+    as_key_strings,
+    data_files,
+    file_parts,
+    load_part,
+    parse_partition_path,
+    partition_fields,
+    plan_tabular,
+)
+
+STAGE_CHUNK_BYTES = 64 * 1024 * 1024  # source bytes per staging task
+_FILE, _BYTES, _CHUNK, _ROWS = "__daskprs_file", "__daskprs_bytes", "__daskprs_chunk", "__rows"
+# The payload of a key group planned without staging (daskprs plan): never loaded.
+UNSTAGED = ("group", (("staged", None),))
+
+
+def plan_partitions(
+    paths: list[str], reader: Reader, keys: Any, *, what: str,
+    staging_dir: str | None = None, client: Any = None,
+) -> list[tuple[dict[str, str], tuple, int]]:
+    """``(key values, payload, estimated items)`` per distinct key combination, sorted by the
+    key values (as strings); estimated items are bytes for tables and files for file lists.
+
+    Folder keys need no data read. Keys that are columns of a flat table are staged into
+    ``staging_dir`` on ``client`` (or Dask's threaded scheduler); each payload is then
+    ``("group", (("staged", fragment.parquet), ...))``. Without ``staging_dir`` (``daskprs
+    plan``) only the key columns are computed and every payload is the placeholder
+    ``UNSTAGED = ("group", (("staged", None),))``, which cannot be loaded: the executor must
+    always pass a staging_dir.
+    """
+    keys = tuple(dict.fromkeys(str(k) for k in keys))
+    paths = data_files(paths, reader)
+    if not keys:
+        raise SpecError(f"{what}: partition_keys is empty; name at least one key.")
+    if reader.partition_format:
+        fields = [name for name, _ in partition_fields(reader.partition_format)]
+        if all(k in fields for k in keys):
+            return _plan_folders(paths, reader, keys, what,
+                                 lambda p: _format_values(p, reader, what))
+        if not reader.tabular:
+            missing = [k for k in keys if k not in fields]
+            raise SpecError(
+                f"{what}: partition key(s) {', '.join(missing)} are not in the partition format "
+                f"{reader.partition_format!r} (available: {', '.join(fields)}). Use those names "
+                "in partition_keys, or add the field to extract_columns_from_partition_format."
+            )
+    else:
+        hive = {p: hive_values(p, reader.root) for p in paths}
+        if paths and all(all(k in h for k in keys) for h in hive.values()):
+            return _plan_folders(paths, reader, keys, what, hive.__getitem__)
+        if not reader.tabular:
+            available = sorted({k for h in hive.values() for k in h})
+            missing = [k for k in keys if not all(k in h for h in hive.values())]
+            raise SpecError(
+                f"{what}: partition key(s) {', '.join(missing)} are not folder names of every "
+                f"file (available: {', '.join(available) or 'none'}). A file input is grouped "
+                "by folders: use key=value folders, or an MLTable with "
+                "extract_columns_from_partition_format: '{key}/{file_name}.ext'."
+            )
+    return _plan_table(paths, reader, keys, what=what, staging_dir=staging_dir, client=client)
+
+
+def hive_values(path: str, root: str | None = None) -> dict[str, str]:
+    """``{"Store": "1000"}`` from folders such as ``.../Store=1000/...`` (URI-decoded)."""
+    p = path.replace("\\", "/")
+    if root:
+        r = root.replace("\\", "/").rstrip("/") + "/"
+        p = p[len(r):] if p.startswith(r) else p
+    values: dict[str, str] = {}
+    for segment in p.split("/")[:-1]:
+        if "=" in segment:
+            name, value = segment.split("=", 1)
+            values[unquote(name)] = unquote(value)
+    return values
+
+
+def _format_values(path: str, reader: Reader, what: str) -> dict[str, str]:
+    values = parse_partition_path(reader.partition_format or "", path, reader.root)
+    if values is None:
+        raise InputError(
+            f"{what}: {path} does not match the partition format {reader.partition_format!r}"
+            + (f" (relative to {reader.root})" if reader.root else "")
+            + ". Every file must sit in the folders the format describes: move the file, or "
+            "fix extract_columns_from_partition_format."
+        )
+    return values
+
+
+def _plan_folders(
+    paths: list[str], reader: Reader, keys: tuple[str, ...], what: str,
+    values_of: Callable[[str], dict[str, str]],
+) -> list[tuple[dict[str, str], tuple, int]]:
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for path in paths:
+        values = values_of(path)
+        groups.setdefault(tuple(values[k] for k in keys), []).append(path)
+    parts = dict.fromkeys(paths) if not reader.tabular else {
+        payload[1]: (payload, est) for payload, est in file_parts(paths, reader, what=what)
+    }
+    out = []
+    for combo in sorted(groups):
+        files = groups[combo]
+        if reader.tabular:
+            chosen = [parts[p] for p in files if p in parts]  # empty files are left out
+            payload = ("group", tuple(part for part, _ in chosen))
+            items = sum(est for _, est in chosen)
+        else:
+            payload = ("group", (("files", tuple(files)),))
+            items = len(files)
+        out.append((dict(zip(keys, combo, strict=True)), payload, items))
+    return out
+
+
+def _plan_table(
+    paths: list[str], reader: Reader, keys: tuple[str, ...], *, what: str,
+    staging_dir: str | None, client: Any,
+) -> list[tuple[dict[str, str], tuple, int]]:
+    import dask.dataframe as dd
+    import pandas as pd
+
+    chunks = plan_tabular(paths, reader, STAGE_CHUNK_BYTES, what=what)
+    if not chunks:
+        return []
+    # A plain dict: the default options mapping (a mappingproxy) does not pickle.
+    reader = dataclasses.replace(reader, options=dict(reader.options))
+    jobs = [(i, payload) for i, (payload, _) in enumerate(chunks)]
+    key_meta = {k: pd.Series([], dtype="str") for k in keys}
+    if staging_dir is None:
+        meta = pd.DataFrame({**key_meta, _ROWS: pd.Series([], dtype="int64")})
+        counts = _compute(dd.from_map(_count_chunk, jobs, reader=reader, keys=keys, meta=meta,
+                                      enforce_metadata=False, label="daskprs-keys"), client)
+        if counts.empty:
+            return []
+        rows = counts.groupby(list(keys), sort=False)[_ROWS].sum()
+        total_rows = max(int(rows.sum()), 1)
+        total_bytes = sum(est for _, est in chunks)
+        return [(dict(zip(keys, _combo(combo), strict=True)), UNSTAGED,
+                 round(total_bytes * int(n) / total_rows))
+                for combo, n in sorted(rows.items(), key=lambda kv: _combo(kv[0]))]
+    os.makedirs(staging_dir, exist_ok=True)
+    meta = pd.DataFrame({**key_meta, _FILE: pd.Series([], dtype="str"),
+                         _BYTES: pd.Series([], dtype="int64"),
+                         _CHUNK: pd.Series([], dtype="int64")})
+    staged = _compute(dd.from_map(_stage_chunk, jobs, reader=reader, keys=keys,
+                                  staging_dir=staging_dir, meta=meta, enforce_metadata=False,
+                                  label="daskprs-stage"), client)
+    groups: dict[tuple[str, ...], list[tuple[int, str, int]]] = {}
+    columns = [staged[k] for k in keys] + [staged[_FILE], staged[_BYTES], staged[_CHUNK]]
+    for *values, path, nbytes, chunk in zip(*columns, strict=True):
+        groups.setdefault(tuple(map(str, values)), []).append((int(chunk), str(path), int(nbytes)))
+    out = []
+    for combo in sorted(groups):
+        fragments = sorted(groups[combo])
+        payload = ("group", tuple(("staged", path) for _, path, _ in fragments))
+        out.append((dict(zip(keys, combo, strict=True)), payload, sum(n for _, _, n in fragments)))
+    return out
+
+
+def _combo(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, tuple) else (str(value),)
+
+
+def _compute(collection: Any, client: Any) -> Any:
+    if client is not None:
+        return client.compute(collection).result()
+    return collection.compute(scheduler="threads")
+
+
+def _keyed(job: tuple[int, tuple], reader: Reader, keys: tuple[str, ...], **kw: Any) -> Any:
+    _, payload = job
+    df = load_part(payload, reader, str_columns=keys, **kw)
+    missing = [k for k in keys if k not in df.columns]
+    if missing:
+        raise SpecError(
+            f"partition key(s) {', '.join(missing)} are neither folders nor columns of "
+            f"{payload[1]} (columns: {', '.join(map(str, df.columns))}). Name columns of the "
+            "table in partition_keys, or key=value folders."
+        )
+    for k in keys:
+        df[k] = as_key_strings(df[k])
+    return df
+
+
+def _count_chunk(job: tuple[int, tuple], reader: Reader, keys: tuple[str, ...]) -> Any:
+    """Rows per key combination in one source chunk (plan only: nothing is written)."""
+    # Only the key columns are needed unless a transform or the path column needs the rest.
+    columns = keys if not reader.transforms and reader.format == "parquet" else None
+    df = _keyed(job, reader, keys, columns=columns)
+    counts = df.groupby(list(keys), sort=False, dropna=False).size()
+    out = counts.reset_index(name=_ROWS)
+    return out[[*keys, _ROWS]]
+
+
+def _stage_chunk(
+    job: tuple[int, tuple], reader: Reader, keys: tuple[str, ...], staging_dir: str
+) -> Any:
+    """Write one source chunk as a Parquet fragment per key combination; return their list."""
+    import numpy as np
+    import pandas as pd
+
+    index, _ = job
+    df = _keyed(job, reader, keys)
+    df[ROW_COLUMN] = (index << 40) + np.arange(len(df), dtype="int64")
+    rows = []
+    for combo, group in df.groupby(list(keys), sort=False, dropna=False):
+        values = _combo(combo)
+        folder = os.path.join(staging_dir, group_folder(values))
+        os.makedirs(folder, exist_ok=True)
+        target = os.path.join(folder, f"part-{index:06d}.parquet")
+        tmp = f"{target}.{uuid.uuid4().hex}.tmp"
+        group.to_parquet(tmp, index=False)
+        os.replace(tmp, target)  # a retried task overwrites its own fragment whole
+        rows.append([*values, target, os.path.getsize(target), index])
+    return pd.DataFrame(rows, columns=[*keys, _FILE, _BYTES, _CHUNK]).astype(
+        {_BYTES: "int64", _CHUNK: "int64"})
+
+
+def group_folder(values: tuple[str, ...]) -> str:
+    """A safe, unique folder name for a key combination: a readable prefix plus a hash."""
+    digest = hashlib.sha1(json.dumps(list(values)).encode()).hexdigest()[:16]
+    prefix = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(values))[:40].strip("._") or "key"
+    return f"{prefix}-{digest}"

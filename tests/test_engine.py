@@ -1,0 +1,195 @@
+"""End-to-end runs of the core engine on a real LocalCluster (issue: core engine)."""
+
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+
+import pytest
+from conftest import SCRIPTS, cli, file_job, make_files, read_lines
+
+import daskprs
+
+
+def test_1000_files_by_7_in_order_with_init_once_per_process(tmp_path, marks):
+    data = make_files(tmp_path / "data", 1000)
+    job = file_job(data, mini_batch_size="7", args=f"--marks {marks}")
+    result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True, workers=2)
+    assert result.status == "succeeded", result.reason
+    assert result.counts["mini_batches"] == 143
+    assert result.counts["succeeded"] == 143
+    assert result.counts["items_succeeded"] == 1000
+    lines = read_lines(result.append_row_file)
+    assert lines == sorted(os.listdir(data))  # every file once, in sorted input order
+    inits = Counter(read_lines(marks / "init.txt"))
+    runs = set(read_lines(marks / "run.txt"))
+    assert all(count == 1 for count in inits.values())  # init() once per process
+    assert runs <= set(inits)  # every process that ran run() had run init()
+    assert len(read_lines(marks / "items.txt")) == 1000  # nothing processed twice
+    # The run dir holds the contract's files.
+    run_dir = tmp_path / "run"
+    for rel in ("job.yaml", "journal.jsonl", "logs/job_result.txt", "logs/job_error.txt",
+                "logs/job_progress_overview.txt",
+                "logs/sys/job_report/processed_mini-batches.csv"):
+        assert (run_dir / rel).is_file(), rel
+    report = read_lines(run_dir / "logs/sys/job_report/processed_mini-batches.csv")
+    assert report[0].split(",")[:4] == ["mini_batch_id", "index", "attempt", "status"]
+    assert len(report) == 1 + 143
+    assert "SUCCEEDED" in (run_dir / "logs/job_result.txt").read_text()
+
+
+@pytest.mark.parametrize(("mode", "named"), [("none", "None"), ("dict", "dict")])
+def test_wrong_return_type_fails_the_minibatch_naming_the_type(tmp_path, mode, named):
+    data = make_files(tmp_path / "data", 4)
+    job = file_job(data, mini_batch_size="2", args=f"--mode {mode}",
+                   retry_settings={"max_retries": 0})
+    result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True, workers=2)
+    assert result.counts["failed"] == 2
+    assert result.counts["items_failed"] == 4
+    messages = {f["message"] for f in result.failures}
+    assert any(f"it returned {named}" in m for m in messages), messages
+    assert f"returned {named}" in (tmp_path / "run/logs/job_error.txt").read_text()
+    # The default thresholds are -1 (ignore): the job itself succeeds.
+    assert result.status == "succeeded"
+
+
+def test_short_return_counts_failed_items_against_error_threshold(tmp_path):
+    data = make_files(tmp_path / "data", 12)
+    job = file_job(data, mini_batch_size="4", args="--mode short", error_threshold=2)
+    result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True, workers=2)
+    assert result.status == "failed"
+    assert "error_threshold exceeded" in result.reason
+    assert result.counts["items_failed"] >= 3
+    assert "error_threshold" in (tmp_path / "run/logs/job_result.txt").read_text()
+
+
+def test_short_return_within_budget_keeps_rows(tmp_path):
+    data = make_files(tmp_path / "data", 12)
+    job = file_job(data, mini_batch_size="4", args="--mode short", error_threshold=3)
+    result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True, workers=2)
+    assert result.status == "succeeded"
+    assert result.counts["items_failed"] == 3
+    assert len(read_lines(result.append_row_file)) == 9
+
+
+def test_summary_only_counts_but_writes_nothing(tmp_path):
+    data = make_files(tmp_path / "data", 10)
+    job = file_job(data, mini_batch_size="3", output=False)
+    result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True, workers=2)
+    assert result.ok
+    assert result.append_row_file is None
+    assert result.counts["items_succeeded"] == 10
+    with pytest.raises(ValueError, match="summary_only"):
+        result.to_pandas()
+
+
+def test_run_result_repr_html_and_to_pandas(tmp_path):
+    data = make_files(tmp_path / "data", 5)
+    result = daskprs.run(file_job(data, mini_batch_size="2"), run_dir=tmp_path / "run",
+                         quiet=True, workers=1)
+    assert "succeeded" in repr(result) and "5 items ok" in repr(result)
+    assert "succeeded" in result._repr_html_()
+    df = result.to_pandas()
+    assert list(df["row"]) == sorted(os.listdir(data))
+    assert result.raise_for_status() is result
+
+
+def test_client_is_reused_and_not_closed(tmp_path):
+    from distributed import Client, LocalCluster
+
+    data = make_files(tmp_path / "data", 6)
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        result = daskprs.run(file_job(data, mini_batch_size="2"), client=client,
+                             run_dir=tmp_path / "run", quiet=True)
+        assert result.ok
+        assert client.status == "running"
+        assert client.submit(lambda: 41 + 1).result() == 42
+        # The run's plugin was unregistered: its processes are gone from the worker.
+        plugins = client.run(lambda dask_worker: list(dask_worker.plugins))
+        assert not any(p.startswith("daskprs-") for ps in plugins.values() for p in ps)
+
+
+def test_environment_variables_working_dir_and_argv_on_workers(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "env_script.py").write_text(
+        "import os, sys\n"
+        "def init():\n    global CWD\n    CWD = os.getcwd()\n"
+        "def run(mb):\n"
+        "    return [f\"{os.environ['MY_VAR']}|{os.environ['AZUREML_BI_OUTPUT_PATH']}|"
+        "{CWD != os.path.dirname(__file__)}|{' '.join(sys.argv[1:])}\" for _ in mb]\n"
+    )
+    data = make_files(tmp_path / "data", 2)
+    job = file_job(data, mini_batch_size="2", environment_variables={"MY_VAR": "hello"},
+                   inputs={"data": {"type": "uri_folder", "path": str(data)},
+                           "lr": {"type": "number", "default": 0.5}})
+    job["task"] = {"code": str(code), "entry_script": "env_script.py",
+                   "program_arguments": "--lr ${{inputs.lr}} --out ${{outputs.out}}",
+                   "append_row_to": "${{outputs.out}}"}
+    result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True, workers=1)
+    out_dir = str(tmp_path / "run" / "outputs" / "out")
+    expected = f"hello|{out_dir}|True|--lr 0.5 --out {out_dir}"
+    assert read_lines(result.append_row_file) == [expected] * 2
+
+
+def test_plan_of_100k_files_is_fast_and_runs_no_user_code(tmp_path):
+    # File creation is slow on some disks; a RAM folder keeps the fixture cheap.
+    base = tempfile.mkdtemp(dir="/dev/shm") if os.path.isdir("/dev/shm") else str(tmp_path)
+    data = tmp_path / "data"
+    data.symlink_to(base, target_is_directory=True)
+    for d in range(10):
+        sub = os.path.join(base, f"d{d}")
+        os.mkdir(sub)
+        for i in range(10_000):
+            os.close(os.open(os.path.join(sub, f"{i:05d}.bin"), os.O_CREAT | os.O_WRONLY))
+    code = tmp_path / "code"
+    code.mkdir()
+    marker = tmp_path / "imported"
+    (code / "boom.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\ndef run(mb):\n    return mb\n")
+    spec = tmp_path / "job.yml"
+    spec.write_text(
+        "type: parallel\ninputs:\n  data: {type: uri_folder, path: ./data}\n"
+        "input_data: ${{inputs.data}}\nmini_batch_size: '100'\n"
+        "task: {code: ./code, entry_script: boom.py}\n")
+    start = time.monotonic()
+    proc = cli("plan", str(spec))
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 0, proc.stderr
+    assert "mini-batches: 1000" in proc.stdout
+    assert "total:        100000 files" in proc.stdout
+    assert elapsed < 30, elapsed
+    assert not marker.exists()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_cli_run_prints_outputs_and_exit_codes(tmp_path):
+    data = make_files(tmp_path / "data", 4)
+    spec = tmp_path / "job.yml"
+    spec.write_text(
+        "type: parallel\nname: cli-job\ninputs:\n  data: {type: uri_folder, path: ./data}\n"
+        "outputs:\n  out: {type: uri_file, path: ./result.txt}\n"
+        "input_data: ${{inputs.data}}\nmini_batch_size: '2'\n"
+        f"task:\n  code: {SCRIPTS}\n  entry_script: behave.py\n"
+        "  append_row_to: ${{outputs.out}}\n  environment: {image: x}\n")
+    proc = cli("run", str(spec), "--run-dir", str(tmp_path / "run"), "--quiet",
+               "--set", "max_concurrency_per_instance=1")
+    assert proc.returncode == 0, proc.stderr
+    assert "SUCCEEDED" in proc.stdout
+    assert read_lines(tmp_path / "result.txt") == sorted(os.listdir(data))
+    proc = cli("run", str(spec), "--run-dir", str(tmp_path / "run2"), "--quiet",
+               "--set", "task.program_arguments=--mode raise", "--set",
+               "mini_batch_error_threshold=0", "--set", "retry_settings.max_retries=0",
+               "--set", "max_concurrency_per_instance=1")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "mini_batch_error_threshold exceeded" in proc.stdout
+    assert "daskprs resume" in proc.stdout
+    proc = cli("validate", str(spec))
+    assert proc.returncode == 0 and "ok: cli-job" in proc.stdout
+    assert "ignoring Azure-only keys" in proc.stderr and "environment" in proc.stderr
+    proc = cli("validate", str(spec), "--set", "mini_batch_size=seven")
+    assert proc.returncode == 2
+    assert "mini_batch_size: 'seven' is not a size" in proc.stderr
+    assert "Traceback" not in proc.stderr

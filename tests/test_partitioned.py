@@ -1,0 +1,197 @@
+"""partition_keys: one mini-batch per key combination, from folders or a staged flat table."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from daskprs.errors import SpecError
+from daskprs.inputs import load_payload, partitioned, tabular
+from daskprs.inputs.mltable import read_mltable
+from daskprs.inputs.partitioned import UNSTAGED, plan_partitions
+from daskprs.plan import Reader
+
+CSV = Reader(format="delimited", options={})
+# Values that are unsafe as folder names, or that a type guess would change.
+STORES = ["007", "a/b", "x=y", "NA", "", "sp ace", "ünï"]
+BRANDS = ["dominicks", "tropicana", "minute maid"]
+
+
+def sales(n: int = 3000) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    return pd.DataFrame({
+        "store": rng.choice(STORES, n), "brand": rng.choice(BRANDS, n),
+        "week": np.arange(n), "price": rng.random(n).round(4),
+    })
+
+
+def expected_groups(path: str) -> dict[tuple[str, str], pd.DataFrame]:
+    df = pd.read_csv(path, dtype={"store": str, "brand": str}, keep_default_na=False,
+                     na_values={"week": [""], "price": [""]})
+    return {k: g.reset_index(drop=True) for k, g in df.groupby(["store", "brand"], sort=True)}
+
+
+def check_groups(groups, reader, expected) -> None:
+    assert [tuple(key.values()) for key, _, _ in groups] == sorted(expected)
+    for key, payload, est in groups:
+        df = load_payload(payload, reader, key)
+        want = expected[(key["store"], key["brand"])]
+        assert est > 0
+        pd.testing.assert_frame_equal(df[list(want.columns)], want, check_dtype=False)
+        assert df["store"].map(type).eq(str).all()
+
+
+def test_flat_csv_keys_stage_one_group_per_combination(tmp_path, monkeypatch):
+    path = str(tmp_path / "sales.csv")
+    sales().to_csv(path, index=False)
+    # several source chunks, so groups are put back together in row order
+    monkeypatch.setattr(partitioned, "STAGE_CHUNK_BYTES", 16 * 1024)
+    before = tabular.bytes_read
+
+    groups = plan_partitions([path], CSV, ["store", "brand"], what="inputs.data",
+                             staging_dir=str(tmp_path / "staging"))
+
+    assert tabular.bytes_read - before == os.path.getsize(path)  # the table is read once
+    assert len(groups) == len(STORES) * len(BRANDS)
+    assert max(len(p[1]) for _, p, _ in groups) > 1
+    check_groups(groups, CSV, expected_groups(path))
+
+
+def test_plan_without_staging_lists_keys_only(tmp_path):
+    path = str(tmp_path / "sales.csv")
+    sales(500).to_csv(path, index=False)
+    groups = plan_partitions([path], CSV, ["store", "brand"], what="in")
+    assert [tuple(k.values()) for k, _, _ in groups] == sorted(expected_groups(path))
+    assert {p for _, p, _ in groups} == {UNSTAGED}
+    assert sum(est for *_, est in groups) == pytest.approx(os.path.getsize(path), abs=50)
+    with pytest.raises(ValueError, match="planned without staging"):
+        load_payload(UNSTAGED, CSV, groups[0][0])
+
+
+def test_flat_parquet_on_a_distributed_client(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    df = sales(400)
+    path = str(tmp_path / "sales.parquet")
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=100)
+    reader = Reader(format="parquet", options={})
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
+                            dashboard_address=":0") as client:
+        groups = plan_partitions([path], reader, ["brand"], what="in",
+                                 staging_dir=str(tmp_path / "st"), client=client)
+    assert [k["brand"] for k, _, _ in groups] == sorted(BRANDS)
+    for key, payload, _ in groups:
+        got = load_payload(payload, reader, key)
+        want = df[df["brand"] == key["brand"]].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got[list(want.columns)], want)
+
+
+def test_missing_key_column_names_the_columns(tmp_path):
+    path = str(tmp_path / "s.csv")
+    sales(10).to_csv(path, index=False)
+    with pytest.raises(SpecError, match=r"Store.*s\.csv.*columns: store, brand, week, price"):
+        plan_partitions([path], CSV, ["Store"], what="in", staging_dir=str(tmp_path / "st"))
+
+
+def write_oj_tree(root) -> None:
+    """The layout of azureml-examples' parallel 1a partition step (Store/Brand folders)."""
+    for store, brand in [("1000", "dominicks"), ("1000", "tropicana"), ("2", "dominicks")]:
+        folder = root / store / brand
+        folder.mkdir(parents=True)
+        (folder / "partitioned_data.csv").write_text(
+            "week,price\n" + "".join(f"{w},{int(store) + w}\n" for w in range(3)))
+    (root / "MLTable").write_text(textwrap.dedent("""
+        type: mltable
+        paths:
+        - pattern: ./**/*.csv
+        transformations:
+        - read_delimited:
+            delimiter: ','
+            empty_as_string: false
+            encoding: ascii
+            header: all_files_same_headers
+            include_path_column: true
+        - extract_columns_from_partition_format:
+            partition_format: '{Store}/{Brand}/{file_name}.{extension}'
+        - drop_columns:
+          - Path
+          - file_name
+          - extension
+    """))
+
+
+def test_key_folders_from_an_mltable_partition_format(tmp_path):
+    write_oj_tree(tmp_path)
+    table = read_mltable(str(tmp_path / "MLTable"), what="inputs.data")
+    groups = plan_partitions(table.paths, table.reader, ["Store", "Brand"], what="inputs.data")
+    assert [k for k, _, _ in groups] == [
+        {"Store": "1000", "Brand": "dominicks"}, {"Store": "1000", "Brand": "tropicana"},
+        {"Store": "2", "Brand": "dominicks"}]
+    key, payload, _ = groups[0]
+    assert payload == ("group", (("file", str(tmp_path / "1000/dominicks/partitioned_data.csv")),))
+    df = load_payload(payload, table.reader, key)
+    assert list(df.columns) == ["week", "price", "Store", "Brand"]
+    assert df["price"].tolist() == [1000, 1001, 1002] and set(df["Store"]) == {"1000"}
+
+
+def test_hive_folders(tmp_path):
+    for store, brand, rows in [("1", "a/b", [1, 2]), ("1", "c", [3]), ("2", "c", [4])]:
+        folder = tmp_path / f"store={store}" / f"brand={brand.replace('/', '%2F')}"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.table({"v": rows}), folder / "part-0.parquet")
+    paths = sorted(str(p) for p in tmp_path.rglob("*.parquet"))
+    reader = Reader(format="parquet", options={})
+    groups = plan_partitions(paths, reader, ["store", "brand"], what="in")
+    assert [tuple(k.values()) for k, _, _ in groups] == [("1", "a/b"), ("1", "c"), ("2", "c")]
+    df = load_payload(groups[0][1], reader, groups[0][0])
+    assert df.to_dict("list") == {"v": [1, 2], "store": ["1", "1"], "brand": ["a/b", "a/b"]}
+
+
+def test_file_list_grouped_by_some_format_fields(tmp_path):
+    """MachineLearningNotebooks' file-dataset-partition-per-folder: keys user and genres."""
+    names = ["u1/s1/rock.wav", "u1/s2/rock.wav", "u1/s1/jazz.wav", "u2/s1/rock.wav"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"RIFF")
+    reader = Reader(format="files", partition_format="{user}/{season}/{genres}.wav",
+                    root=str(tmp_path))
+    paths = sorted(str(tmp_path / n) for n in names)
+    groups = plan_partitions(paths, reader, ["user", "genres"], what="in")
+    assert [(tuple(k.values()), n) for k, _, n in groups] == [
+        (("u1", "jazz"), 1), (("u1", "rock"), 2), (("u2", "rock"), 1)]
+    assert load_payload(groups[1][1], reader, groups[1][0]) == [
+        str(tmp_path / "u1/s1/rock.wav"), str(tmp_path / "u1/s2/rock.wav")]
+
+    with pytest.raises(SpecError, match=r"key\(s\) artist .*available: user, season, genres"):
+        plan_partitions(paths, reader, ["artist"], what="in")
+    with pytest.raises(SpecError, match=r"artist.*not folder names.*available: none"):
+        plan_partitions(paths, Reader(format="files"), ["artist"], what="in")
+
+
+def test_build_plan_with_partition_keys(tmp_path):
+    from daskprs.inputs import build_plan
+    from daskprs.spec import InputSpec, JobSpec, TaskSpec
+
+    write_oj_tree(tmp_path / "oj")
+    (tmp_path / "flat").mkdir()
+    sales(200).to_csv(tmp_path / "flat" / "sales.csv", index=False)
+
+    def spec(path: str, keys: tuple[str, ...]) -> JobSpec:
+        return JobSpec(name="t", task=TaskSpec(code=str(tmp_path), entry_script="s.py"),
+                       input_data="d", partition_keys=keys,
+                       inputs={"d": InputSpec(name="d", type="mltable", path=path)})
+
+    plan = build_plan(spec(str(tmp_path / "oj"), ("Store", "Brand")))
+    assert len(plan) == 3 and plan[0].partition_key_value == {"Store": "1000", "Brand": "dominicks"}
+    assert "key group Store=1000, Brand=dominicks (1 parts)" in plan.summary()
+
+    plan = build_plan(spec(str(tmp_path / "flat"), ("brand",)))  # keys are columns
+    assert "key group brand=dominicks (1 parts)" in plan.summary()  # daskprs plan: no staging
+    plan = build_plan(spec(str(tmp_path / "flat"), ("brand",)), staging_dir=str(tmp_path / "st"))
+    df = load_payload(plan[1].payload, plan.reader, plan[1].partition_key_value)
+    assert set(df["brand"]) == {"minute maid"} and df["week"].is_monotonic_increasing
