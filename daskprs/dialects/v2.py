@@ -48,6 +48,7 @@ CLUSTER_KEYS = {
 }
 JOBQUEUE_TYPES = ("slurm", "pbs", "sge", "lsf", "htcondor", "oar", "moab")
 
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _INPUT_REF = re.compile(r"^\s*\$\{\{\s*inputs\.([^}\s]+)\s*\}\}\s*$")
 _OUTPUT_REF = re.compile(r"^\s*\$\{\{\s*outputs\.([^}\s]+)\s*\}\}\s*$")
 
@@ -246,6 +247,10 @@ def _outputs(raw: Mapping[str, Any], base_dir: str, where: str) -> dict[str, Out
     outputs = {}
     for name, decl in raw.items():
         key = _k(where, f"outputs.{name}")
+        if not _SAFE_NAME.match(str(name)) or name in (".", ".."):
+            raise SpecError(
+                f"{key}: output names must be plain names (letters, digits, '_', '-', '.'), "
+                "because an output without a path becomes RUN_DIR/outputs/NAME.")
         if decl is None:
             decl = {}
         if isinstance(decl, str):

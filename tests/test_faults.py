@@ -1,0 +1,304 @@
+"""Fault tolerance with real processes and real signals: crashes, hangs, kills, resume."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+from conftest import cli, file_job, make_files, read_lines
+
+import daskprs
+
+
+def run_job(job, run_dir, **kw):
+    return daskprs.run(job, run_dir=run_dir, quiet=True, workers=kw.pop("workers", 2), **kw)
+
+
+def exactly_once_in_order(result, data):
+    assert read_lines(result.append_row_file) == sorted(os.listdir(data))
+
+
+def test_segfault_in_run_charges_only_that_minibatch(tmp_path):
+    data = make_files(tmp_path / "data", 40)
+    once = tmp_path / "once"
+    once.mkdir()
+    job = file_job(data, mini_batch_size="2",
+                   args=f"--mode segv --trigger f00005.txt,f00030.txt --once {once}")
+    result = run_job(job, tmp_path / "run")
+    assert result.ok, result.reason
+    exactly_once_in_order(result, data)
+    assert result.counts["retries"] == 2
+    report = read_lines(tmp_path / "run/logs/sys/job_report/processed_mini-batches.csv")
+    crashed = [r for r in report if ",crashed," in r]
+    assert len(crashed) == 2 and all("SIGSEGV" in r for r in crashed)
+
+
+def test_hung_run_is_killed_at_the_timeout_and_retried(tmp_path):
+    data = make_files(tmp_path / "data", 12)
+    once = tmp_path / "once"
+    once.mkdir()
+    job = file_job(data, mini_batch_size="3",
+                   args=f"--mode hang --trigger f00004.txt --once {once}",
+                   retry_settings={"max_retries": 2, "timeout": 2})
+    start = time.monotonic()
+    result = run_job(job, tmp_path / "run")
+    assert result.ok, result.reason
+    assert time.monotonic() - start < 60
+    exactly_once_in_order(result, data)
+    report = (tmp_path / "run/logs/sys/job_report/processed_mini-batches.csv").read_text()
+    assert ",timeout," in report and "retry_settings.timeout" in report
+
+
+def test_always_hanging_minibatch_fails_with_reason_timeout_after_its_tries(tmp_path):
+    data = make_files(tmp_path / "data", 6)
+    job = file_job(data, mini_batch_size="2", args="--mode hang --trigger f00001.txt",
+                   retry_settings={"max_retries": 1, "timeout": 1})
+    result = run_job(job, tmp_path / "run")
+    assert result.counts["failed"] == 1 and result.counts["succeeded"] == 2
+    (failure,) = result.failures
+    assert failure["error_type"] == "Timeout" and failure["tries"] == 2
+    assert failure["items"] == [str(data / "f00000.txt"), str(data / "f00001.txt")]
+    dead = [json.loads(x) for x in read_lines(tmp_path / "run/failed_mini-batches.jsonl")]
+    assert dead[0]["id"] == failure["id"] and dead[0]["status"] == "timeout"
+    lines = read_lines(result.append_row_file)
+    assert lines == ["f00002.txt", "f00003.txt", "f00004.txt", "f00005.txt"]
+
+
+def _user_processes(root):
+    return [p for p in root.children(recursive=True)
+            if "daskprs._child" in " ".join(p.cmdline())]
+
+
+def _dask_workers(root):
+    return [p.parent() for p in _user_processes(root)]
+
+
+@pytest.mark.parametrize("target", ["dask-worker", "user-process"])
+def test_kill_9_mid_job_loses_and_duplicates_nothing(tmp_path, marks, target):
+    _kill_trial(tmp_path, marks, target, seed=1)
+
+
+def _kill_trial(tmp_path, marks, target, seed):
+    rng = random.Random(seed)
+    data = make_files(tmp_path / "data", 120)
+    job = file_job(data, mini_batch_size=str(rng.choice([1, 2, 3])),
+                   args=f"--sleep 0.03 --marks {marks}")
+    me = psutil.Process()
+    killed = []
+
+    def killer():
+        time.sleep(rng.uniform(1.5, 3.0))
+        victims = _dask_workers(me) if target == "dask-worker" else _user_processes(me)
+        if victims:
+            victim = rng.choice(victims)
+            killed.append(victim.pid)
+            os.kill(victim.pid, signal.SIGKILL)
+
+    t = threading.Thread(target=killer)
+    t.start()
+    result = run_job(job, tmp_path / "run", workers=2)
+    t.join()
+    assert killed, "the job ended before the kill"
+    assert result.ok, result.reason
+    exactly_once_in_order(result, data)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trial", range(10))
+def test_stress_random_kills_crashes_and_hangs(tmp_path_factory, trial):
+    rng = random.Random(trial)
+    kind = ["dask-worker", "user-process", "segv", "hang"][trial % 4]
+    tmp = tmp_path_factory.mktemp(f"trial{trial}")
+    marks = tmp / "marks"
+    marks.mkdir()
+    if kind in ("dask-worker", "user-process"):
+        _kill_trial(tmp, marks, kind, seed=trial)
+        return
+    data = make_files(tmp / "data", 60)
+    once = tmp / "once"
+    once.mkdir()
+    victims = ",".join(f"f{rng.randrange(60):05d}.txt" for _ in range(3))
+    job = file_job(data, mini_batch_size=str(rng.choice([1, 2, 5])),
+                   args=f"--mode {kind} --trigger {victims} --once {once}",
+                   retry_settings={"max_retries": 2, "timeout": 2})
+    result = run_job(job, tmp / "run")
+    assert result.ok, result.reason
+    exactly_once_in_order(result, data)
+
+
+def test_init_failing_everywhere_fails_fast_with_its_traceback(tmp_path):
+    data = make_files(tmp_path / "data", 10)
+    job = file_job(data, mini_batch_size="2", args="--init-fail")
+    start = time.monotonic()
+    result = run_job(job, tmp_path / "run")
+    assert time.monotonic() - start < 30
+    assert result.status == "failed"
+    assert "init() failed on every worker" in result.reason
+    text = (tmp_path / "run/logs/job_result.txt").read_text()
+    assert "model file is corrupt" in text and "Traceback" in text
+
+
+def test_stall_fails_the_job_with_progress_update_timeout(tmp_path):
+    data = make_files(tmp_path / "data", 6)
+    job = file_job(data, mini_batch_size="1", args="--mode hang --trigger f00002.txt",
+                   retry_settings={"max_retries": 0, "timeout": 100})
+    job["task"]["program_arguments"] += " --progress_update_timeout 3"
+    job["max_concurrency_per_instance"] = 1
+    start = time.monotonic()
+    result = run_job(job, tmp_path / "run", workers=1)
+    assert result.status == "failed"
+    assert "no progress for 3 s (progress_update_timeout)" in result.reason
+    assert time.monotonic() - start < 20
+    assert result.counts["succeeded"] == 2  # what finished before the stall is kept
+
+
+def test_first_task_creation_timeout(tmp_path):
+    data = make_files(tmp_path / "data", 4)
+    job = file_job(data, args="--init-sleep 60 --first_task_creation_timeout 3")
+    start = time.monotonic()
+    result = run_job(job, tmp_path / "run", workers=1)
+    assert result.status == "failed"
+    assert "first_task_creation_timeout (3 s)" in result.reason
+    assert time.monotonic() - start < 20
+
+
+def test_budget_exceeded_keeps_committed_rows_and_names_threshold(tmp_path):
+    data = make_files(tmp_path / "data", 30)
+    job = file_job(data, mini_batch_size="1", args="--mode raise --trigger f00010.txt,f00011.txt",
+                   mini_batch_error_threshold=1, retry_settings={"max_retries": 0})
+    result = run_job(job, tmp_path / "run")
+    assert result.status == "failed"
+    assert "mini_batch_error_threshold exceeded: 2 mini-batches failed, 1 allowed" in result.reason
+    lines = read_lines(result.append_row_file)
+    assert len(lines) == len(set(lines)) and lines == sorted(lines)
+    text = (tmp_path / "run/logs/job_result.txt").read_text()
+    assert "cannot score f0001" in text and "daskprs resume" in text
+
+
+def _start_cli_run(spec_args, run_dir):
+    return subprocess.Popen(
+        [sys.executable, "-m", "daskprs", "run", *spec_args, "--run-dir", str(run_dir), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _wait_for_commits(run_dir, n, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        journal = run_dir / "journal.jsonl"
+        if journal.exists() and journal.read_text().count('"t":"chunk"') >= n:
+            return
+        time.sleep(0.1)
+    raise AssertionError("no progress in the journal")
+
+
+def _spec_file(tmp_path, data, args, mini_batch_size="1"):
+    spec = tmp_path / "job.yml"
+    spec.write_text(
+        "type: parallel\nname: killme\ninputs:\n  data: {type: uri_folder, path: ./data}\n"
+        "outputs:\n  out: {type: uri_folder}\ninput_data: ${{inputs.data}}\n"
+        f"mini_batch_size: '{mini_batch_size}'\nmax_concurrency_per_instance: 2\n"
+        f"task:\n  code: {os.path.dirname(__file__)}/scripts\n  entry_script: behave.py\n"
+        f"  program_arguments: {args}\n  append_row_to: ${{{{outputs.out}}}}\n")
+    return spec
+
+
+def _committed_items(run_dir, data):
+    names = sorted(os.listdir(data))
+    done = set()
+    for line in read_lines(run_dir / "journal.jsonl"):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("t") == "chunk":
+            done.update(names[r[0]] for r in rec["rows"] if r[2] == "ok")
+    return done
+
+
+def test_driver_sigkill_then_resume_exactly_once_without_redoing_commits(tmp_path, marks):
+    data = make_files(tmp_path / "data", 150)
+    spec = _spec_file(tmp_path, data, f"--sleep 0.05 --marks {marks}")
+    run_dir = tmp_path / "run"
+    proc = _start_cli_run([str(spec)], run_dir)
+    _wait_for_commits(run_dir, 20)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole process group, as a crashed machine
+    proc.wait()
+    time.sleep(2.5)  # orphaned user processes notice their worker is gone and exit
+    committed = _committed_items(run_dir, data)
+    assert 0 < len(committed) < 150
+    seen_before = len(read_lines(marks / "items.txt"))
+    status = cli("status", str(run_dir))
+    assert status.returncode == 0 and "interrupted or running" in status.stdout
+    resumed = cli("resume", str(run_dir), "-q")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    out = run_dir / "outputs/out/parallel_run_step.txt"
+    assert read_lines(out) == sorted(os.listdir(data))
+    processed_again = read_lines(marks / "items.txt")[seen_before:]
+    assert not committed & set(processed_again)  # committed items were not processed again
+    assert len(processed_again) == 150 - len(committed)
+
+
+def test_ctrl_c_exits_130_prints_resume_and_resume_finishes(tmp_path):
+    data = make_files(tmp_path / "data", 100)
+    spec = _spec_file(tmp_path, data, "--sleep 0.05")
+    run_dir = tmp_path / "run"
+    proc = _start_cli_run([str(spec)], run_dir)
+    _wait_for_commits(run_dir, 10)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert f"daskprs resume {run_dir}" in out
+    resumed = cli("resume", str(run_dir), "-q")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert read_lines(run_dir / "outputs/out/parallel_run_step.txt") == sorted(os.listdir(data))
+
+
+def test_resume_after_failure_reruns_only_failed(tmp_path, marks):
+    data = make_files(tmp_path / "data", 20)
+    once = tmp_path / "once"
+    once.mkdir()
+    spec = _spec_file(tmp_path, data, f"--mode raise --trigger f00007.txt --once {once} "
+                      f"--marks {marks} --run_max_try 1")
+    run_dir = tmp_path / "run"
+    first = cli("run", str(spec), "--run-dir", str(run_dir), "-q",
+                "--set", "mini_batch_error_threshold=0")
+    assert first.returncode == 1, first.stdout + first.stderr
+    before = len(read_lines(marks / "items.txt"))
+    resumed = cli("resume", str(run_dir), "-q")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    again = read_lines(marks / "items.txt")[before:]
+    assert "f00007.txt" in again
+    assert len(again) == 20 - len(_committed_before_resume(run_dir, data, before))
+    assert read_lines(run_dir / "outputs/out/parallel_run_step.txt") == sorted(os.listdir(data))
+
+
+def _committed_before_resume(run_dir, data, _):
+    # Everything but what the resume processed had been committed by the first attempt.
+    starts = [i for i, line in enumerate(read_lines(run_dir / "journal.jsonl"))
+              if '"t":"start"' in line]
+    names = sorted(os.listdir(data))
+    done = set()
+    for line in read_lines(run_dir / "journal.jsonl")[:starts[1]]:
+        rec = json.loads(line)
+        if rec.get("t") == "chunk":
+            done.update(names[r[0]] for r in rec["rows"] if r[2] == "ok")
+    return done
+
+
+def test_resume_refuses_changed_inputs_unless_forced(tmp_path):
+    data = make_files(tmp_path / "data", 6)
+    spec = _spec_file(tmp_path, data, "--mode raise --trigger f00002.txt")
+    run_dir = tmp_path / "run"
+    first = cli("run", str(spec), "--run-dir", str(run_dir), "-q", "--set",
+                "mini_batch_error_threshold=0", "--set", "retry_settings.max_retries=0")
+    assert first.returncode == 1
+    make_files(tmp_path / "data", 7)  # a new file appears
+    refused = cli("resume", str(run_dir), "-q")
+    assert refused.returncode == 2
+    assert "inputs changed" in refused.stderr and "--force" in refused.stderr
