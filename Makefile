@@ -22,7 +22,7 @@ demo: $(STAMP)
 	@echo "Report:  daskprs-runs/demo-file-scoring/logs/job_result.txt"
 
 test: $(STAMP)
-	$(BIN)/ruff check daskprs tests benchmarks examples
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
