@@ -85,10 +85,21 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 class Runner:
-    """Holds the imported entry script and turns one item into a result row."""
+    """Holds the imported entry script and turns one item into a result row.
+
+    ``run_one`` is the per-mini-batch hot path (tens of thousands of calls for small files):
+    everything it needs is looked up once here, not per call.
+    """
 
     def __init__(self, config: ChildConfig) -> None:
-        from .entry_script import import_entry_script, wants_context
+        from .entry_script import (
+            MiniBatchContext,
+            format_rows,
+            import_entry_script,
+            result_length,
+            wants_context,
+        )
+        from .inputs import load_payload
 
         self.config = config
         sys.argv = [config.entry_path, *config.argv]
@@ -96,6 +107,12 @@ class Runner:
         self.run = self.module.run
         self.with_context = wants_context(self.run)
         self._tabular = getattr(config.reader, "tabular", False)
+        self._reader = config.reader
+        self._load = load_payload
+        self._context = MiniBatchContext
+        self._format = format_rows if config.append_row else None
+        self._to_csv = config.to_csv
+        self._length = result_length
 
     def init(self) -> None:
         init = getattr(self.module, "init", None)
@@ -108,37 +125,35 @@ class Runner:
             shutdown()
 
     def run_one(self, item: tuple, status: StatusFile) -> tuple:
-        from .entry_script import MiniBatchContext, format_rows, result_length
-        from .inputs import load_payload
-
         index, mb_id, payload, key = item
         start = time.time()
         status.set(index, start)
-        items = len(payload[1]) if payload[0] == "files" else 0
-        bytes_before = self._bytes_read()
+        files = payload[0] == "files"
+        items = len(payload[1]) if files else 0
+        bytes_before = self._bytes_read() if self._tabular else 0
         try:
-            data = load_payload(payload, self.config.reader, key)
+            # A file list is what run() gets, as a list (load_payload's first case, inlined).
+            data = list(payload[1]) if files else self._load(payload, self._reader, key)
             items = len(data)
             if self.with_context or key is not None:
-                ctx = MiniBatchContext(key, index, data, mb_id)
-                result = self.run(data, ctx)
+                result = self.run(data, self._context(key, index, data, mb_id))
             else:
                 result = self.run(data)
-            succeeded = result_length(result)
-            rows, header = (format_rows(result, self.config.to_csv) if self.config.append_row
+            succeeded = self._length(result)
+            rows, header = (self._format(result, self._to_csv) if self._format is not None
                             else (b"", b""))
             row = (index, "ok", items, succeeded, rows, header, None, None, None, start,
-                   time.time() - start, self._bytes_read() - bytes_before)
+                   time.time() - start,
+                   self._bytes_read() - bytes_before if self._tabular else 0)
         except BaseException as e:  # noqa: BLE001 - user errors (sys.exit too) become values
             tb = traceback.format_exc()
             row = (index, "failed", items, 0, b"", b"", type(e).__name__, str(e)[:2000], tb,
-                   start, time.time() - start, self._bytes_read() - bytes_before)
+                   start, time.time() - start,
+                   self._bytes_read() - bytes_before if self._tabular else 0)
         status.set(-1, 0.0)
         return row
 
     def _bytes_read(self) -> int:
-        if not self._tabular:
-            return 0
         from .inputs import tabular
 
         return tabular.bytes_read

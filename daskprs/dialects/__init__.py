@@ -22,7 +22,11 @@ from ..spec import JobSpec
 
 log = logging.getLogger("daskprs")
 
-_registry: dict[str, str] = {"v2": "daskprs.dialects.v2"}
+_registry: dict[str, str] = {
+    "v2": "daskprs.dialects.v2", "pipeline": "daskprs.dialects.pipeline",
+    "sdk15": "daskprs.dialects.sdk15", "module_spec": "daskprs.dialects.module_spec",
+    "v1": "daskprs.dialects.v1",
+}
 registry = MappingProxyType(_registry)
 
 

@@ -1,0 +1,73 @@
+"""Run every job of a pipeline mapping in dependency order (what ``submit`` does on Azure).
+
+``daskprs run`` runs one parallel job (and the command steps that feed it). A notebook that
+submits a whole pipeline (``ml_client.jobs.create_or_update``, ``experiment.submit``) gets all
+of them: command steps as subprocesses, parallel jobs each in ``ROOT/jobs/NAME`` (resumed when
+that folder already holds a run), outputs without a path under ``ROOT``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("daskprs")
+
+
+@dataclass
+class PipelineResult:
+    """The outcome of a whole pipeline: one RunResult per parallel job, in run order."""
+
+    status: str
+    run_dir: str
+    results: dict[str, Any] = field(default_factory=dict)
+    commands: list[str] = field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+    def __repr__(self) -> str:
+        jobs = ", ".join(f"{k}: {v.status}" for k, v in self.results.items())
+        return f"<PipelineResult {self.status} ({jobs}); run_dir={self.run_dir!r}>"
+
+
+def run_pipeline(mapping: Mapping[str, Any], *, base_dir: str, overrides: Any = None,
+                 run_dir: str | None = None, client: Any = None, workers: int | None = None,
+                 quiet: bool = False) -> PipelineResult:
+    """Run the pipeline's command steps and parallel jobs in order; stop at the first failure.
+
+    A failed command step raises ``JobFailed`` (exit 1) naming its log.
+    """
+    from .. import api
+    from ..commands import run_step
+    from ..dialects.overrides import parse_overrides
+    from ..dialects.pipeline import expand
+    from ..rundir import default_run_dir
+
+    name = str(mapping.get("name") or mapping.get("display_name") or "pipeline")
+    root = os.path.abspath(run_dir or default_run_dir(name))
+    jobs = expand(mapping, base_dir=base_dir, overrides=parse_overrides(overrides), root=root)
+    result = PipelineResult(status="succeeded", run_dir=root)
+    if not quiet:
+        log.info("pipeline run dir: %s", root)
+    for job, kind, what in jobs:
+        if kind == "command":
+            run_step(what, root)
+            result.commands.append(job)
+            continue
+        job_dir = os.path.join(root, "jobs", job)
+        if os.path.isfile(os.path.join(job_dir, "journal.jsonl")):
+            res = api.resume(job_dir, client=client, workers=workers, quiet=quiet)
+        else:
+            res = api.run(what, client=client, run_dir=job_dir, workers=workers, quiet=quiet)
+        result.results[job] = res
+        if not res.ok:
+            result.status = res.status
+            result.reason = f"jobs.{job} {res.status}: {res.reason}"
+            break
+    return result
