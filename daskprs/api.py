@@ -40,6 +40,7 @@ class RunResult:
     append_row_file: str | None = None
     dataframe_rows: bool = False
     to_csv: Mapping[str, Any] = field(default_factory=dict)
+    header_row: bool = False
 
     @property
     def ok(self) -> bool:
@@ -65,7 +66,7 @@ class RunResult:
             return pd.DataFrame()
         if self.dataframe_rows:
             sep = self.to_csv.get("sep", " ")
-            header = 0 if self.to_csv.get("header") else None
+            header = 0 if self.header_row else None
             return pd.read_csv(self.append_row_file, sep=sep, header=header)
         with open(self.append_row_file, encoding="utf-8") as f:
             return pd.DataFrame({"row": f.read().splitlines()})
@@ -156,7 +157,7 @@ def resume(run_dir: str | os.PathLike, *, force: bool = False, client: Any = Non
 def _execute(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | None, quiet: bool,
              resume: bool, force: bool = False) -> RunResult:
     from ._child import ChildConfig
-    from .clusters import open_client
+    from .clusters import open_client, prepare_workers, task_resources
     from .entry_script import check_entry_script
     from .execute import Driver, new_run_id, plugin_env
     from .inputs import build_plan
@@ -165,6 +166,11 @@ def _execute(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | None, qui
     check_entry_script(spec.task.entry_path)
     rd.create()
     bound = bind(spec, rd.path)
+    if spec.pre_steps:  # pipeline command steps write the data input: run them, then plan
+        from .commands import run_steps
+
+        spec = run_steps(spec, rd)
+        bound = bind(spec, rd.path)
     if not quiet:
         log.info("run dir: %s", rd.path)
     start = time.monotonic()
@@ -186,8 +192,9 @@ def _execute(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | None, qui
         for path in bound.output_paths.values():
             os.makedirs(path if not os.path.splitext(path)[1] else os.path.dirname(path),
                         exist_ok=True)
+        code_dir, entry_path = prepare_workers(c, spec, rd.path, bound.output_paths)
         config = ChildConfig(
-            entry_path=spec.task.entry_path, code_dir=spec.task.code, argv=bound.argv,
+            entry_path=entry_path, code_dir=code_dir, argv=bound.argv,
             reader=plan_obj.reader, append_row=bound.append_row_file is not None,
             to_csv=dict(spec.append_row.to_csv), logging_level=spec.logging_level,
             data_input=spec.input_data,
@@ -198,7 +205,8 @@ def _execute(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | None, qui
         c.register_plugin(plugin, name=plugin.name)
         try:
             driver = Driver(spec=spec, plan=plan_obj, run_dir=rd, state=state, client=c,
-                            plugin=plugin, run_id=run_id, quiet=quiet)
+                            plugin=plugin, run_id=run_id, quiet=quiet,
+                            task_resources=task_resources(spec))
             outcome = driver.run()
         finally:
             if client is not None:  # the caller's cluster outlives us: stop our processes
@@ -246,6 +254,7 @@ def _finish(spec: JobSpec, rd: RunDir, plan_obj: Plan, state: State, outcome: An
         outputs=dict(bound.output_paths), failures=outcome.failures, reason=outcome.reason,
         elapsed=elapsed, append_row_file=bound.append_row_file,
         dataframe_rows=bool(state.header), to_csv=dict(spec.append_row.to_csv),
+        header_row=spec.append_row.dataframe_header,
     )
     _write_reports(spec, rd, result, outcome)
     if result.ok and os.path.isdir(rd.parts):

@@ -81,7 +81,8 @@ class Driver:
     """Runs one plan on one client; see the module docstring."""
 
     def __init__(self, *, spec: JobSpec, plan: Plan, run_dir: RunDir, state: State,
-                 client: Client, plugin: DaskPRSPlugin, run_id: str, quiet: bool = False) -> None:
+                 client: Client, plugin: DaskPRSPlugin, run_id: str, quiet: bool = False,
+                 task_resources: dict | None = None) -> None:
         self.spec = spec
         self.plan = plan
         self.run_dir = run_dir
@@ -90,6 +91,7 @@ class Driver:
         self.plugin = plugin
         self.run_id = run_id
         self.quiet = quiet
+        self.task_resources = task_resources  # e.g. {"GPU": 1}: every chunk needs a GPU worker
         self.budget = Budget(Thresholds(
             mini_batch_error_threshold=spec.mini_batch_error_threshold,
             error_threshold=spec.error_threshold,
@@ -149,6 +151,8 @@ class Driver:
         kwargs: dict[str, Any] = {}
         if self.bad_workers and self.ok_workers:
             kwargs = {"workers": sorted(self.ok_workers), "allow_other_workers": False}
+        if self.task_resources:
+            kwargs["resources"] = self.task_resources
         fut = self.client.submit(run_chunk, self.plugin.name, key, items, key=key, pure=False,
                                  **kwargs)
         self.inflight[fut] = (items, time.monotonic(), solo)

@@ -38,12 +38,26 @@ class MissingExtraError(SpecError, ImportError):
 
 
 def cluster_class(kind: str) -> Any:
+    """The dask-jobqueue class, imported without its side effect on Ctrl-C.
+
+    dask-jobqueue 0.9 sets ``SIGINT -> sys.exit()`` when imported (``runner.py``): Ctrl-C would
+    exit with status 0 instead of raising KeyboardInterrupt (and a notebook's interrupt would
+    end the kernel). The previous handler is put back.
+    """
+    previous = signal.getsignal(signal.SIGINT)
     try:
         import dask_jobqueue
     except ImportError:
         raise MissingExtraError(
             f"cluster.type: {kind} needs dask-jobqueue, which is not installed. Install it with: "
             "pip install daskprs[hpc]   (or: pip install dask-jobqueue)") from None
+    except ValueError as e:  # "signal only works in main thread"
+        raise SpecError(
+            f"cluster.type: {kind}: dask-jobqueue can only be imported in the main thread ({e}). "
+            "Run daskprs from the main thread, or `import dask_jobqueue` there first.") from None
+    if previous is not None and signal.getsignal(signal.SIGINT) is not previous \
+            and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, previous)
     if kind not in CLASSES:
         raise SpecError(f"cluster.type: {kind!r} is not a dask-jobqueue cluster; use one of "
                         f"{', '.join(CLASSES)}.")
@@ -212,12 +226,23 @@ def open_jobqueue_client(spec: JobSpec, quiet: bool = False) -> Iterator[Any]:
 
     cls = cluster_class(spec.cluster.type)
     kwargs, adapt = jobqueue_kwargs(spec)
+    asks = " ".join(map(str, [*kwargs.get("job_extra_directives", []),
+                              kwargs.get("resource_spec") or ""]))
+    if spec.cluster.gpus_per_instance and "gpu" not in asks.lower():
+        log.warning("cluster.gpus_per_instance: daskprs adds the GPU request to SLURM jobs only; "
+                    "for %s add it yourself (e.g. PBS resource_spec: select=1:ncpus=8:ngpus=%d)",
+                    spec.cluster.type, spec.cluster.gpus_per_instance)
     with _signals_as_interrupt():
         try:
             cluster = cls(**kwargs)
         except (TypeError, ValueError) as e:
-            raise SpecError(f"cluster: {cls.__name__} rejected the options "
-                            f"{sorted(kwargs)}: {e}") from None
+            unknown = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+            if unknown:
+                raise SpecError(
+                    f"cluster.{unknown.group(1)}: not an option of dask-jobqueue's "
+                    f"{cls.__name__}; see its documentation for the keys it takes (queue, "
+                    "account, cores, memory, walltime, job_extra_directives, ...).") from None
+            raise SpecError(f"cluster: {cls.__name__} rejected the options: {e}") from None
         try:
             processes = kwargs["processes"]
             if adapt:
@@ -233,8 +258,6 @@ def open_jobqueue_client(spec: JobSpec, quiet: bool = False) -> Iterator[Any]:
                          if spec.cluster.gpus_per_instance else "")
             log.debug("job script:\n%s", cluster.job_script())
             with Client(cluster) as client:
-                if not quiet and client.dashboard_link:
-                    log.info("Dask dashboard: %s", client.dashboard_link)
                 where = kwargs.get("log_directory") or "log_directory, or the submit folder"
                 _wait_for_workers(client, spec, (adapt[0] if adapt else spec.instance_count)
                                   * processes, where)
