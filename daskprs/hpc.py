@@ -228,6 +228,12 @@ def open_jobqueue_client(spec: JobSpec, quiet: bool = False) -> Iterator[Any]:
     kwargs, adapt = jobqueue_kwargs(spec)
     asks = " ".join(map(str, [*kwargs.get("job_extra_directives", []),
                               kwargs.get("resource_spec") or ""]))
+    threads = kwargs["cores"] // kwargs["processes"]
+    if spec.cluster.gpus_per_instance and threads > 1:
+        log.warning("cluster.cores: %s cores for %d worker processes gives each %d threads, so "
+                    "%d run() calls share one GPU; to reserve CPUs without more threads, give "
+                    "job_cpu (SLURM) instead of cores", kwargs["cores"], kwargs["processes"],
+                    threads, threads)
     if spec.cluster.gpus_per_instance and "gpu" not in asks.lower():
         log.warning("cluster.gpus_per_instance: daskprs adds the GPU request to SLURM jobs only; "
                     "for %s add it yourself (e.g. PBS resource_spec: select=1:ncpus=8:ngpus=%d)",
