@@ -189,9 +189,9 @@ def _execute(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | None, qui
                 "fingerprint": plan_obj.fingerprint, "mini_batches": len(plan_obj),
                 "outputs": dict(bound.output_paths), "argv": list(bound.argv),
             })
-        for path in bound.output_paths.values():
-            os.makedirs(path if not os.path.splitext(path)[1] else os.path.dirname(path),
-                        exist_ok=True)
+        for name, path in bound.output_paths.items():
+            is_file = spec.outputs[name].type == "uri_file"
+            os.makedirs(os.path.dirname(path) if is_file else path, exist_ok=True)
         code_dir, entry_path = prepare_workers(c, spec, rd.path, bound.output_paths)
         config = ChildConfig(
             entry_path=entry_path, code_dir=code_dir, argv=bound.argv,
@@ -201,7 +201,7 @@ def _execute(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | None, qui
         )
         plugin = DaskPRSPlugin(f"daskprs-{run_id[:12]}", config,
                                plugin_env(spec, bound.bi_output_path), rd.path,
-                               spec.retry_settings.timeout, spec.task_overhead_timeout)
+                               spec.retry_settings.timeout)
         c.register_plugin(plugin, name=plugin.name)
         try:
             driver = Driver(spec=spec, plan=plan_obj, run_dir=rd, state=state, client=c,

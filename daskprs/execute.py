@@ -10,6 +10,7 @@ scheduler, applies retries and budgets (``budget``), commits every result to the
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import math
 import time
@@ -274,8 +275,6 @@ class Driver:
             "worker": worker,
         }
         with open(self.run_dir.dead_letters, "a", encoding="utf-8") as f:
-            import json
-
             f.write(json.dumps(entry, default=str) + "\n")
         if len(self.outcome.failures) < 1000:
             self.outcome.failures.append(entry)

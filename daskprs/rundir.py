@@ -125,20 +125,6 @@ class State:
             self.length[index] = length
         return True
 
-    def ranges(self) -> Iterator[tuple[str, int, int]]:
-        """(part, offset, length) of committed output in input order, adjacent ranges merged."""
-        current: list[Any] | None = None
-        for i in np.flatnonzero((self.status == OK) & (self.length > 0)):
-            pid, off, length = int(self.part[i]), int(self.offset[i]), int(self.length[i])
-            if current and current[0] == pid and current[1] + current[2] == off:
-                current[2] += length
-                continue
-            if current:
-                yield self.parts[current[0]], current[1], current[2]
-            current = [pid, off, length]
-        if current:
-            yield self.parts[current[0]], current[1], current[2]
-
 
 class Journal:
     """Append-only JSON lines; flushed per record, fsync'ed at most once a second."""

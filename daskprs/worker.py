@@ -200,7 +200,7 @@ class DaskPRSPlugin(WorkerPlugin):
     idempotent = True
 
     def __init__(self, name: str, config: ChildConfig, env: dict[str, str], run_dir: str,
-                 timeout: float, task_overhead_timeout: float = 30.0) -> None:
+                 timeout: float) -> None:
         self.name = name
         self.config = config
         self.env = env
