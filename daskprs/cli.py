@@ -53,7 +53,12 @@ def _guard(fn: Callable[[], Any], debug: bool) -> Any:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="daskprs")
 def main() -> None:
-    """Run Azure-ML-style parallel jobs (ParallelRunStep, type: parallel) on Dask."""
+    """Run Azure-ML-style parallel jobs (ParallelRunStep, type: parallel) on Dask.
+
+    \b
+    Exit codes: 0 succeeded; 1 the job ran and failed; 2 bad usage or input;
+    130 interrupted (resume with: daskprs resume RUN_DIR).
+    """
 
 
 def _report(result: Any, quiet: bool) -> None:
