@@ -86,14 +86,22 @@ def test_kill_9_mid_job_loses_and_duplicates_nothing(tmp_path, marks, target):
 
 def _kill_trial(tmp_path, marks, target, seed):
     rng = random.Random(seed)
-    data = make_files(tmp_path / "data", 120)
+    data = make_files(tmp_path / "data", 240)
     job = file_job(data, mini_batch_size=str(rng.choice([1, 2, 3])),
                    args=f"--sleep 0.03 --marks {marks}")
     me = psutil.Process()
     killed = []
+    # Kill once a random share of the work is done (not after a fixed time: a fast machine
+    # would finish first), so the victim is busy mid-job.
+    kill_after = rng.randrange(20, 120)
 
     def killer():
-        time.sleep(rng.uniform(1.5, 3.0))
+        deadline = time.monotonic() + 120
+        items = marks / "items.txt"
+        while time.monotonic() < deadline:
+            if items.exists() and len(items.read_text().splitlines()) >= kill_after:
+                break
+            time.sleep(0.02)
         victims = _dask_workers(me) if target == "dask-worker" else _user_processes(me)
         if victims:
             victim = rng.choice(victims)
