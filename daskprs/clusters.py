@@ -36,6 +36,7 @@ log = logging.getLogger("daskprs")
 MAX_SHIP_BYTES = 200 * 2**20
 SKIP_DIRS = frozenset({"__pycache__", ".git", ".hg", ".svn", ".ipynb_checkpoints",
                        "daskprs-runs", "dask-scratch-space", ".venv"})
+LOW_LEVEL_LOG_LENGTH = 20
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed, so the same code gives the same bytes
 
 # How each client open_client yielded came about: "local", "address", "jobqueue".
@@ -68,6 +69,18 @@ def open_client(spec: JobSpec, client: Any = None, workers: int | None = None,
         with _remove_plugins_on_exit(client, "daskprs-code-"):
             yield client
         return
+    import dask
+
+    # distributed keeps the last N messages of every stream and worker for debugging (100,000
+    # transitions by default): each holds a chunk's work items, so the driver's memory would
+    # grow with the job. What daskprs starts keeps a few.
+    short_logs = {"distributed.admin.low-level-log-length": LOW_LEVEL_LOG_LENGTH}
+    with dask.config.set(short_logs), _open_owned(spec, workers, quiet) as owned:
+        yield owned
+
+
+@contextlib.contextmanager
+def _open_owned(spec: JobSpec, workers: int | None, quiet: bool) -> Iterator[Any]:
     c = spec.cluster
     if c.type == "address":
         with _open_address(spec, quiet) as owned:
@@ -105,7 +118,16 @@ def _open_local(spec: JobSpec, workers: int | None, quiet: bool) -> Iterator[Any
         if not quiet:
             log.info("%d GPU workers on devices %s", n, ",".join(devices))
     else:
-        cluster = LocalCluster(n_workers=worker_count(spec, workers), processes=True, **kwargs)
+        # User code always runs in child processes of the workers (crash isolation, hard
+        # timeouts), so by default the Dask workers are threads of this process: no worker
+        # process start-up, and results reach the driver without a hop or a pickle.
+        # partition_keys may shuffle a table on the workers: that data stays out of the driver.
+        processes = c.processes or bool(spec.partition_keys)
+        if not processes:
+            kwargs.setdefault("memory_limit", 0)  # RSS here is the driver's, not user code's
+        cluster = LocalCluster(n_workers=worker_count(spec, workers), processes=processes,
+                               **kwargs)
+    _quiet_inproc_close()
     try:
         with Client(cluster) as owned:
             _STARTED[owned] = "local"
@@ -116,6 +138,21 @@ def _open_local(spec: JobSpec, workers: int | None, quiet: bool) -> Iterator[Any
             yield owned
     finally:
         cluster.close()
+
+
+class _InprocCloseFilter(logging.Filter):
+    """Drops the traceback distributed logs when an in-process worker's stream closes at
+    shutdown (normal for a cluster closing under its client, and alarming to read)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg == "Batched Comm Closed %r"
+                    and "InProc" in type(record.args[0] if record.args else None).__name__)
+
+
+def _quiet_inproc_close() -> None:
+    logger = logging.getLogger("distributed.batched")
+    if not any(isinstance(f, _InprocCloseFilter) for f in logger.filters):
+        logger.addFilter(_InprocCloseFilter())
 
 
 @contextlib.contextmanager

@@ -18,15 +18,17 @@ import traceback as tb_module
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import repeat
 from typing import Any
 
+import numpy as np
 from distributed import Client, wait
 
 from .budget import Budget, Thresholds
 from .plan import Plan, payload_paths
 from .rundir import OK, Journal, ReportCSV, RunDir, State
 from .spec import JobSpec
-from .worker import ChunkResult, DaskPRSPlugin, abort_run, run_chunk
+from .worker import ChunkResult, DaskPRSPlugin, Items, abort_run, run_chunk
 
 log = logging.getLogger("daskprs")
 
@@ -108,11 +110,13 @@ class Driver:
         self.bad_workers: dict[str, tuple] = {}
         self.chunk_seq = 0
         self._workers_cache: tuple[float, set[str]] = (0.0, set())
+        self._slots_cache = 1
 
     # -- submission -----------------------------------------------------------------------
     def _slots(self) -> int:
-        info = self.client.scheduler_info(n_workers=-1)
-        return max(1, sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
+        """Worker threads now in the cluster (refreshed each second: workers may join late)."""
+        self._live_workers()
+        return self._slots_cache
 
     def _next_items(self, size: int) -> tuple[list[tuple], bool]:
         """Up to ``size`` work items: retries first (a suspect one alone), then the plan."""
@@ -126,18 +130,19 @@ class Driver:
             if solo:
                 return items, True
         n = len(self.plan)
-        status = self.state.status
         while len(items) < size and self.next_index < n:
-            i = self.next_index
-            self.next_index += 1
-            if status[i] == OK:
-                continue
-            items.append(self._item(i, int(self.state.attempts[i]) + 1))
+            start = self.next_index
+            self.next_index = min(n, start + size - len(items))
+            todo = np.flatnonzero(self.state.status[start:self.next_index] != OK) + start
+            attempts = (self.state.attempts[todo] + 1).tolist()
+            indices = todo.tolist()
+            items.extend([(i, w[0], a, w[1], w[2]) for i, a, w in
+                          zip(indices, attempts, self.plan.work_many(indices), strict=True)])
         return items, False
 
     def _item(self, index: int, attempt: int) -> tuple:
-        mb = self.plan[index]
-        return (index, mb.id, attempt, mb.payload, mb.partition_key_value)
+        mb_id, payload, key = self.plan.work(index)
+        return (index, mb_id, attempt, payload, key)
 
     def _chunk_size(self, slots: int) -> int:
         remaining = (len(self.plan) - self.next_index) + len(self.retry)
@@ -154,7 +159,8 @@ class Driver:
             kwargs = {"workers": sorted(self.ok_workers), "allow_other_workers": False}
         if self.task_resources:
             kwargs["resources"] = self.task_resources
-        fut = self.client.submit(run_chunk, self.plugin.name, key, items, key=key, pure=False,
+        fut = self.client.submit(run_chunk, self.plugin.name, key, Items(items), key=key,
+                                 pure=False,
                                  **kwargs)
         self.inflight[fut] = (items, time.monotonic(), solo)
 
@@ -174,7 +180,6 @@ class Driver:
         except Exception as e:  # noqa: BLE001 - the worker died or the task was cancelled
             return self._lost(items, solo, e, report)
         elapsed = time.monotonic() - submitted
-        rows = {row[0]: row for row in res.rows}
         if res.rows:
             per = elapsed / len(res.rows)
             self.per_mb = per if self.per_mb is None else 0.7 * self.per_mb + 0.3 * per
@@ -184,6 +189,11 @@ class Driver:
         elif res.rows:
             self.ok_workers.add(res.worker)
             self.bad_workers.pop(res.worker, None)
+        if res.rows and len(res.rows) == len(items):
+            finished = self._commit_all_ok(items, res, journal, report)
+            if finished is not None:
+                return finished
+        rows = {row[0]: row for row in res.rows}
         record_rows = []
         finished = 0
         for index, mb_id, attempt, payload, key in items:
@@ -211,12 +221,12 @@ class Driver:
                                       f"{n_items} inputs", "", final=False)
                     finished += 1
                 record_rows.append([index, attempt, "ok", n_items, succeeded, offset, length,
-                                    round(start, 3), round(dur, 4), process, mb_id])
+                                    process, mb_id])
                 continue
             report.write([mb_id, index, attempt, status, n_items, 0, n_items, res.worker,
                           process, _ts(start), f"{dur:.4f}", nbytes, f"{etype}: {msg}"])
-            record_rows.append([index, attempt, status, n_items, 0, 0, 0, round(start, 3),
-                                round(dur, 4), process, mb_id, etype, (msg or "")[:500]])
+            record_rows.append([index, attempt, status, n_items, 0, 0, 0, process, mb_id,
+                                etype, (msg or "")[:500]])
             if self.budget.should_retry(status, attempt):
                 self.outcome.retries += 1
                 self.retry.append((index, attempt + 1, status in ("crashed", "timeout")))
@@ -236,6 +246,41 @@ class Driver:
             if res.header and not self.state.header:
                 self.state.header = res.header
         return finished
+
+    def _commit_all_ok(self, items: list[tuple], res: ChunkResult, journal: Journal,
+                       report: ReportCSV) -> int | None:
+        """The common case, at array speed: every mini-batch of the chunk ran, returned as many
+        results as inputs, and none was committed before. None: take the general path."""
+        (index, status, n_items, succeeded, offset, length, _, _, _, start, dur, nbytes,
+         process) = zip(*res.rows, strict=True)
+        n = len(index)
+        if (status.count("ok") != n or n_items != succeeded
+                or index != tuple(it[0] for it in items)):
+            return None
+        attempts = [it[2] for it in items]
+        if not self.state.commit_many(np.fromiter(index, dtype=np.int64, count=n), attempts,
+                                      res.part, offset, length):
+            return None
+        ids = [it[1] for it in items]
+        total = sum(n_items)
+        o = self.outcome
+        o.attempts += n
+        o.succeeded += n
+        o.items += total
+        o.items_succeeded += total
+        stamps = np.datetime_as_string(
+            (np.asarray(start) * 1000).astype("datetime64[ms]"), unit="ms")
+        line = f"%s,%d,%d,succeeded,%d,%d,0,{_csv_field(res.worker)},%s,%sZ,%.4f,%d,\r\n"
+        report.write_text("".join([line % row for row in zip(
+            ids, index, attempts, n_items, succeeded, process, stamps, dur, nbytes,
+            strict=True)]))
+        journal.append({"t": "chunk", "part": res.part, "w": res.worker,
+                        "h": res.header.decode("utf-8", "replace") if res.header else "",
+                        "rows": list(zip(index, attempts, repeat("ok"), n_items, succeeded,
+                                         offset, length, process, ids))})
+        if res.header and not self.state.header:
+            self.state.header = res.header
+        return n
 
     def _lost(self, items: list[tuple], solo: bool, error: Exception, report: ReportCSV) -> int:
         """A chunk whose worker died (or was cancelled): resubmit its items one by one.
@@ -283,8 +328,9 @@ class Driver:
     def _live_workers(self) -> set[str]:
         now = time.monotonic()
         if now - self._workers_cache[0] > 1.0:
-            workers = set(self.client.scheduler_info(n_workers=-1).get("workers", {}))
-            self._workers_cache = (now, workers)
+            workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
+            self._workers_cache = (now, set(workers))
+            self._slots_cache = max(1, sum(w.get("nthreads", 1) for w in workers.values()))
         return self._workers_cache[1]
 
     def _check_init(self) -> str | None:
@@ -311,11 +357,10 @@ class Driver:
         last_overview = 0.0
         stop_deadline = None
         try:
-            slots = self._slots()
-            window = 2 * slots
             while True:
                 if self.outcome.status == "running":
-                    self._fill(window, slots)
+                    slots = self._slots()
+                    self._fill(2 * slots, slots)
                 elif stop_deadline is None:
                     stop_deadline = time.monotonic() + STOP_GRACE_SECONDS
                 if not self.inflight:
@@ -411,8 +456,21 @@ class Driver:
             f"Estimated remaining time {timedelta(seconds=int(eta))}.\n")
 
 
+def _csv_field(text: str) -> str:
+    """One field as the csv module would write it (quoted only if it must be)."""
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+_TS_SECOND: list = [-1, ""]  # the last second formatted: strftime costs more than the rest
+
+
 def _ts(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1000):03d}Z"
+    second = int(t)
+    if second != _TS_SECOND[0]:
+        _TS_SECOND[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return f"{_TS_SECOND[1]}.{int((t - second) * 1000):03d}Z"
 
 
 def _describe_items(payload: tuple) -> Any:

@@ -8,6 +8,7 @@ what it covers) and the plan's order is the input order, which is also the outpu
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +74,12 @@ def payload_paths(payload: tuple) -> list[str]:
 
 
 def minibatch_id(index: int, payload: tuple, key: Mapping[str, str] | None = None) -> str:
+    """``<index>-<8 hex digits of what it covers>``: stable across runs, so resume can tell a
+    mini-batch whose content changed. File lists (the hot path: one per file for small
+    mini-batches) hash their joined paths with CRC-32; other payloads their repr with SHA-1.
+    """
+    if payload[0] == "files" and not key:
+        return f"{index:06d}-{zlib.crc32(chr(0).join(payload[1]).encode()):08x}"
     digest = hashlib.sha1(repr((payload, sorted((key or {}).items()))).encode()).hexdigest()
     return f"{index:06d}-{digest[:8]}"
 
@@ -95,6 +102,8 @@ class Plan(Sequence[MiniBatch]):
         unit: str,
         source: str,
         notes: tuple[str, ...] = (),
+        work: Callable[[int], tuple] | None = None,
+        work_many: Callable[[list[int]], list[tuple]] | None = None,
     ) -> None:
         self.reader = reader
         self._count = count
@@ -104,6 +113,22 @@ class Plan(Sequence[MiniBatch]):
         self.unit = unit  # "files" or "bytes"
         self.source = source
         self.notes = notes
+        self._work = work
+        self._work_many = work_many
+
+    def work(self, index: int) -> tuple:
+        """``(id, payload, partition_key_value)`` of a mini-batch, without building a MiniBatch
+        (the driver asks this once per mini-batch; a plan may give a faster way)."""
+        if self._work is not None:
+            return self._work(index)
+        mb = self._make(index)
+        return mb.id, mb.payload, mb.partition_key_value
+
+    def work_many(self, indices: list[int]) -> list[tuple]:
+        """``work(i)`` for each index, in one call (a chunk of thousands at a time)."""
+        if self._work_many is not None:
+            return self._work_many(indices)
+        return [self.work(i) for i in indices]
 
     def __len__(self) -> int:
         return self._count

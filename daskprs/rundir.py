@@ -4,6 +4,8 @@ The journal (``journal.jsonl``) is append-only: one line per finished chunk with
 mini-batch attempt. A mini-batch is committed when its ``ok`` row (naming the part file and
 byte range of its output) is in the journal; nothing else counts. A line cut short by a crash
 is ignored on replay, so the worst a crash costs is re-running the chunk it was writing.
+A row is ``[index, attempt, status, items, succeeded, offset, length, process, id]``, plus
+``error_type, message`` when it failed (timings are in the report CSV).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import csv
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -125,6 +127,25 @@ class State:
             self.length[index] = length
         return True
 
+    def commit_many(self, indices: np.ndarray, attempts: list[int], part: str | None,
+                    offsets: list[int], lengths: list[int]) -> bool:
+        """Commit mini-batches that all succeeded in one chunk, at array speed.
+
+        Returns False (and commits nothing) if any was already committed: the caller then
+        goes one by one so the duplicate is dropped.
+        """
+        if (self.status[indices] == OK).any():
+            return False
+        self.status[indices] = OK
+        self.attempts[indices] = attempts
+        if part is not None:
+            lens = np.asarray(lengths, dtype=np.int64)
+            has = lens > 0
+            self.part[indices[has]] = self.part_id(part)
+            self.offset[indices[has]] = np.asarray(offsets, dtype=np.int64)[has]
+            self.length[indices[has]] = lens[has]
+        return True
+
 
 class Journal:
     """Append-only JSON lines; flushed per record, fsync'ed at most once a second."""
@@ -173,6 +194,13 @@ class ReportCSV:
     def write(self, row: list[Any]) -> None:
         self._w.writerow(row)
 
+    def write_many(self, rows: Iterable[Any]) -> None:
+        self._w.writerows(rows)
+
+    def write_text(self, lines: str) -> None:
+        """Rows already formatted as CSV lines (the fast path of a chunk that all succeeded)."""
+        self._f.write(lines)
+
     def flush(self) -> None:
         self._f.flush()
 
@@ -199,6 +227,6 @@ def load_state(run_dir: RunDir, n: int, plan: Any = None) -> tuple[State, dict[s
                 if index >= n:
                     continue
                 state.attempts[index] = max(int(state.attempts[index]), attempt)
-                if status == "ok" and (plan is None or plan[index].id == row[10]):
+                if status == "ok" and (plan is None or plan.work(index)[0] == row[8]):
                     state.commit(index, rec.get("part"), row[5], row[6])
     return state, first

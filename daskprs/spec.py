@@ -132,6 +132,7 @@ class ClusterSpec:
     memory_limit: str | None = None
     gpus_per_instance: int = 0
     dashboard_address: str = "127.0.0.1:0"
+    processes: bool = False  # local only: Dask workers as processes (user code always is one)
     options: Mapping[str, Any] = field(default_factory=lambda: _frozen({}))
 
 

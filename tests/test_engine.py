@@ -1,6 +1,8 @@
 """End-to-end runs of the core engine on a real LocalCluster (issue: core engine)."""
 
+import csv
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -37,6 +39,30 @@ def test_1000_files_by_7_in_order_with_init_once_per_process(tmp_path, marks):
     assert report[0].split(",")[:4] == ["mini_batch_id", "index", "attempt", "status"]
     assert len(report) == 1 + 143
     assert "SUCCEEDED" in (run_dir / "logs/job_result.txt").read_text()
+
+
+def test_report_rows_have_one_shape_whether_chunks_succeed_whole_or_not(tmp_path):
+    # A chunk where everything succeeded is reported at array speed, any other one row by
+    # row: both must write the same columns, ids and formats.
+    data = make_files(tmp_path / "data", 300)
+    job = file_job(data, mini_batch_size="1", args="--mode raise --trigger f00150.txt",
+                   retry_settings={"max_retries": 0})
+    result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True, workers=2)
+    assert result.counts["succeeded"] == 299 and result.counts["failed"] == 1
+    path = tmp_path / "run/logs/sys/job_report/processed_mini-batches.csv"
+    with open(path, newline="") as f:
+        header, *rows = list(csv.reader(f))
+    assert len(rows) == 300 and all(len(r) == len(header) for r in rows)
+    plan = daskprs.make_plan(job)
+    by_index = {int(r[1]): dict(zip(header, r, strict=True)) for r in rows}
+    for index, row in by_index.items():
+        assert row["mini_batch_id"] == plan[index].id
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", row["start"]), row
+        assert re.fullmatch(r"\d+\.\d{4}", row["duration_s"]), row
+        assert row["worker"] and row["process"].startswith("process")
+    assert by_index[150]["status"] == "failed" and "cannot score" in by_index[150]["error"]
+    assert {r["status"] for i, r in by_index.items() if i != 150} == {"succeeded"}
+    assert all(r["error"] == "" and r["failed"] == "0" for i, r in by_index.items() if i != 150)
 
 
 @pytest.mark.parametrize(("mode", "named"), [("none", "None"), ("dict", "dict")])

@@ -76,7 +76,9 @@ def _user_processes(root):
 
 
 def _dask_workers(root):
-    return [p.parent() for p in _user_processes(root)]
+    workers = [p.parent() for p in _user_processes(root)]
+    assert all(w.pid != root.pid for w in workers), "the Dask workers are not processes"
+    return workers
 
 
 @pytest.mark.parametrize("target", ["dask-worker", "user-process"])
@@ -89,6 +91,8 @@ def _kill_trial(tmp_path, marks, target, seed):
     data = make_files(tmp_path / "data", 240)
     job = file_job(data, mini_batch_size=str(rng.choice([1, 2, 3])),
                    args=f"--sleep 0.03 --marks {marks}")
+    if target == "dask-worker":  # local Dask workers are threads of the driver by default
+        job["cluster"] = {"processes": True}
     me = psutil.Process()
     killed = []
     # Kill once a random share of the work is done (not after a fixed time: a fast machine

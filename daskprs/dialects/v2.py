@@ -44,7 +44,7 @@ INPUT_KEYS = {"type", "path", "mode", "optional", "default", "value", "descripti
 OUTPUT_KEYS = {"type", "path", "mode", "description", "name", "version"}
 CLUSTER_KEYS = {
     "type", "address", "n_workers", "threads_per_worker", "memory_limit", "gpus_per_instance",
-    "dashboard_address",
+    "dashboard_address", "processes",
 }
 JOBQUEUE_TYPES = ("slurm", "pbs", "sge", "lsf", "htcondor", "oar", "moab")
 
@@ -315,4 +315,6 @@ def _cluster(raw: Mapping[str, Any], where: str) -> ClusterSpec:
                                              _k(where, "cluster.gpus_per_instance"), minimum=0)
     if raw.get("dashboard_address") is not None:
         kwargs["dashboard_address"] = str(raw["dashboard_address"])
+    if raw.get("processes") is not None:
+        kwargs["processes"] = as_bool(raw["processes"], _k(where, "cluster.processes"))
     return ClusterSpec(**kwargs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from typing import Any
+from zlib import crc32
 
 from ..errors import InputError, SpecError
 from ..plan import MiniBatch, Plan, Reader, minibatch_id
@@ -70,13 +71,24 @@ def _file_plan(paths: list[str], reader: Reader, spec: JobSpec, source: str, wha
         )
     n = (len(paths) + count - 1) // count
 
-    def make(i: int) -> MiniBatch:
+    def work(i: int) -> tuple:
         payload = ("files", tuple(paths[i * count:(i + 1) * count]))
-        return MiniBatch(index=i, id=minibatch_id(i, payload), payload=payload,
-                         items=len(payload[1]))
+        return minibatch_id(i, payload), payload, None
 
-    return Plan(reader=reader, count=n, make=make, fingerprint=_fingerprint(paths, reader, spec),
-                total_items=len(paths), unit="files", source=source)
+    def work_many(indices: list[int]) -> list[tuple]:
+        if count != 1:
+            return [work(i) for i in indices]
+        # One file per mini-batch: minibatch_id inlined (CRC-32 of the lone path).
+        return [(f"{i:06d}-{crc32(p.encode()):08x}", ("files", (p,)), None)
+                for i, p in zip(indices, map(paths.__getitem__, indices), strict=True)]
+
+    def make(i: int) -> MiniBatch:
+        mb_id, payload, _ = work(i)
+        return MiniBatch(index=i, id=mb_id, payload=payload, items=len(payload[1]))
+
+    return Plan(reader=reader, count=n, make=make, work=work, work_many=work_many,
+                fingerprint=_fingerprint(paths, reader, spec), total_items=len(paths),
+                unit="files", source=source)
 
 
 def _fingerprint(paths: list[str], reader: Reader, spec: JobSpec) -> str:
