@@ -36,7 +36,7 @@ log = logging.getLogger("daskprs")
 MAX_SHIP_BYTES = 200 * 2**20
 SKIP_DIRS = frozenset({"__pycache__", ".git", ".hg", ".svn", ".ipynb_checkpoints",
                        "daskprs-runs", "dask-scratch-space", ".venv"})
-LOW_LEVEL_LOG_LENGTH = 20
+LOW_LEVEL_LOG_LENGTH = 1
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed, so the same code gives the same bytes
 
 # How each client open_client yielded came about: "local", "address", "jobqueue".

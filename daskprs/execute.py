@@ -34,7 +34,7 @@ log = logging.getLogger("daskprs")
 
 TARGET_CHUNK_SECONDS = 0.5
 STOP_GRACE_SECONDS = 5.0
-MAX_CHUNK = 2000
+MAX_CHUNK = 1000  # mini-batches per task: bounds what is in flight (flat driver memory)
 FIRST_ERRORS = 5
 
 

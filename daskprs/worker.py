@@ -263,6 +263,9 @@ class DaskPRSPlugin(WorkerPlugin):
         env["DASKPRS_AGENT_NAME"] = name
         env["DASKPRS_NODE_ID"] = node
         env["DASKPRS_RUN_DIR"] = self.run_dir
+        # As Dask's nanny does for its workers: give freed memory back to the OS at once, so
+        # a long run of big DataFrames does not ratchet the process's footprint up.
+        env.setdefault("MALLOC_TRIM_THRESHOLD_", "65536")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT,
                                                           env.get("PYTHONPATH")]))
         log = os.path.join(self.run_dir, "logs", "user", "stdout", node, f"{name}.stdout.txt")

@@ -36,16 +36,16 @@ def list_files(path: str, *, what: str = "input") -> list[str]:
     while stack:
         folder = stack.pop()
         try:
-            entries = list(os.scandir(folder))
+            with os.scandir(folder) as entries:  # streamed: a million DirEntry objects add up
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue
+                    if entry.is_dir(follow_symlinks=True):
+                        stack.append(entry.path)
+                    else:
+                        found.append(entry.path)
         except OSError as e:
             raise InputError(f"{what}: cannot list {folder}: {e.strerror}.") from None
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            if entry.is_dir(follow_symlinks=True):
-                stack.append(entry.path)
-            else:
-                found.append(entry.path)
     found.sort()
     if not found:
         raise InputError(f"{what}: the folder {path} holds no files.")
