@@ -71,11 +71,13 @@ def open_client(spec: JobSpec, client: Any = None, workers: int | None = None,
         return
     import dask
 
-    # distributed keeps the last N messages of every stream and worker for debugging (100,000
-    # transitions by default): each holds a chunk's work items, so the driver's memory would
-    # grow with the job. What daskprs starts keeps a few.
-    short_logs = {"distributed.admin.low-level-log-length": LOW_LEVEL_LOG_LENGTH}
-    with dask.config.set(short_logs), _open_owned(spec, workers, quiet) as owned:
+    # For what daskprs starts: distributed keeps the last N messages of every stream and worker
+    # for debugging (100,000 transitions by default), each holding a chunk's work items, so
+    # the driver's memory would grow with the job; and each worker samples its threads' stacks
+    # every 10 ms, which only ever shows a thread waiting for a user-code process.
+    settings = {"distributed.admin.low-level-log-length": LOW_LEVEL_LOG_LENGTH,
+                "distributed.worker.profile.enabled": False}
+    with dask.config.set(settings), _open_owned(spec, workers, quiet) as owned:
         yield owned
 
 
