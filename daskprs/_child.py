@@ -2,7 +2,7 @@
 
 User code never runs inside the Dask worker: a hung run() is killed (hard timeout) and a
 segfault or OOM kill takes down only this process, so the worker knows exactly which
-mini-batch was running and charges only that one. The worker (``worker.ChildProcess``) talks
+mini-batch was running and charges only that one. The worker (``children.ChildProcess``) talks
 to it over a socket and reads a tiny shared status file to see which mini-batch is running
 and since when.
 

@@ -156,12 +156,12 @@ def resume(run_dir: str | os.PathLike, *, force: bool = False, client: Any = Non
 
 def _execute(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | None, quiet: bool,
              resume: bool, force: bool = False) -> RunResult:
+    # distributed is imported only once the user-code processes of an in-process local
+    # cluster are starting (``children.prestart``): both take a good part of a second.
+    from . import children
     from ._child import ChildConfig
-    from .clusters import open_client, prepare_workers, task_resources
     from .entry_script import check_entry_script
-    from .execute import Driver, new_run_id, plugin_env
     from .inputs import build_plan
-    from .worker import DaskPRSPlugin
 
     check_entry_script(spec.task.entry_path)
     rd.create()
@@ -174,46 +174,64 @@ def _execute(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | None, qui
     if not quiet:
         log.info("run dir: %s", rd.path)
     start = time.monotonic()
+    run_id = children.new_run_id()
+    plugin_name = f"daskprs-{run_id[:12]}"
+    env = children.plugin_env(spec, bound.bi_output_path)
+
+    def child_config(reader: Any, code_dir: str, entry_path: str) -> ChildConfig:
+        return ChildConfig(
+            entry_path=entry_path, code_dir=code_dir, argv=bound.argv, reader=reader,
+            append_row=bound.append_row_file is not None, to_csv=dict(spec.append_row.to_csv),
+            logging_level=spec.logging_level, data_input=spec.input_data)
+
     plan_obj: Plan | None = None
+    state: State | None = None
     if not spec.partition_keys:
         plan_obj = build_plan(spec)  # bad input fails here, before a cluster starts
-    with open_client(spec, client=client, workers=workers, quiet=quiet) as c:
-        if plan_obj is None:
-            plan_obj = build_plan(spec, staging_dir=rd / "staging", client=c)
         state = _initial_state(rd, plan_obj, resume=resume, force=force)
-        run_id = new_run_id()
-        if not resume:
-            rd.write_job(spec.to_dict(), {
-                "daskprs_job": spec.name, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                   time.gmtime()),
-                "fingerprint": plan_obj.fingerprint, "mini_batches": len(plan_obj),
-                "outputs": dict(bound.output_paths), "argv": list(bound.argv),
-            })
-        for name, path in bound.output_paths.items():
-            is_file = spec.outputs[name].type == "uri_file"
-            os.makedirs(os.path.dirname(path) if is_file else path, exist_ok=True)
-        code_dir, entry_path = prepare_workers(c, spec, rd.path, bound.output_paths)
-        config = ChildConfig(
-            entry_path=entry_path, code_dir=code_dir, argv=bound.argv,
-            reader=plan_obj.reader, append_row=bound.append_row_file is not None,
-            to_csv=dict(spec.append_row.to_csv), logging_level=spec.logging_level,
-            data_input=spec.input_data,
-        )
-        plugin = DaskPRSPlugin(f"daskprs-{run_id[:12]}", config,
-                               plugin_env(spec, bound.bi_output_path), rd.path,
-                               spec.retry_settings.timeout)
-        c.register_plugin(plugin, name=plugin.name)
-        try:
-            driver = Driver(spec=spec, plan=plan_obj, run_dir=rd, state=state, client=c,
-                            plugin=plugin, run_id=run_id, quiet=quiet,
-                            task_resources=task_resources(spec))
-            outcome = driver.run()
-        finally:
-            if client is not None:  # the caller's cluster outlives us: stop our processes
-                try:
-                    c.unregister_worker_plugin(plugin.name)
-                except Exception:  # noqa: BLE001
-                    log.debug("could not unregister the worker plugin", exc_info=True)
+        threads = children.thread_workers(spec, workers) if client is None else []
+        if threads:
+            config = child_config(plan_obj.reader, spec.task.code, spec.task.entry_path)
+            children.prestart(plugin_name, config, env, rd.path, threads,
+                              spec.cluster.threads_per_worker)
+    try:
+        from .clusters import open_client, prepare_workers, task_resources
+        from .execute import Driver
+        from .worker import DaskPRSPlugin
+
+        with open_client(spec, client=client, workers=workers, quiet=quiet) as c:
+            if plan_obj is None:
+                plan_obj = build_plan(spec, staging_dir=rd / "staging", client=c)
+            if state is None:
+                state = _initial_state(rd, plan_obj, resume=resume, force=force)
+            if not resume:
+                rd.write_job(spec.to_dict(), {
+                    "daskprs_job": spec.name, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                       time.gmtime()),
+                    "fingerprint": plan_obj.fingerprint, "mini_batches": len(plan_obj),
+                    "outputs": dict(bound.output_paths), "argv": list(bound.argv),
+                })
+            for name, path in bound.output_paths.items():
+                is_file = spec.outputs[name].type == "uri_file"
+                os.makedirs(os.path.dirname(path) if is_file else path, exist_ok=True)
+            code_dir, entry_path = prepare_workers(c, spec, rd.path, bound.output_paths)
+            plugin = DaskPRSPlugin(plugin_name, child_config(plan_obj.reader, code_dir,
+                                                             entry_path),
+                                   env, rd.path, spec.retry_settings.timeout)
+            c.register_plugin(plugin, name=plugin.name)
+            try:
+                driver = Driver(spec=spec, plan=plan_obj, run_dir=rd, state=state, client=c,
+                                plugin=plugin, run_id=run_id, quiet=quiet,
+                                task_resources=task_resources(spec))
+                outcome = driver.run()
+            finally:
+                if client is not None:  # the caller's cluster outlives us: stop our processes
+                    try:
+                        c.unregister_worker_plugin(plugin.name)
+                    except Exception:  # noqa: BLE001
+                        log.debug("could not unregister the worker plugin", exc_info=True)
+    finally:
+        children.discard(plugin_name)
     return _finish(spec, rd, plan_obj, state, outcome, bound, time.monotonic() - start)
 
 

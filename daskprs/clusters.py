@@ -28,6 +28,7 @@ from typing import Any
 from dask.utils import format_bytes
 from distributed import WorkerPlugin
 
+from .children import uses_worker_processes, worker_count
 from .errors import InputError, JobFailed, SpecError
 from .spec import JobSpec
 
@@ -41,15 +42,6 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed, so the same code gives the same byte
 
 # How each client open_client yielded came about: "local", "address", "jobqueue".
 _STARTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def worker_count(spec: JobSpec, workers: int | None = None) -> int:
-    """instance_count x max_concurrency_per_instance, unless overridden."""
-    if workers:
-        return workers
-    if spec.cluster.n_workers:
-        return spec.cluster.n_workers
-    return spec.instance_count * spec.concurrency
 
 
 def task_resources(spec: JobSpec) -> dict[str, float] | None:
@@ -123,8 +115,7 @@ def _open_local(spec: JobSpec, workers: int | None, quiet: bool) -> Iterator[Any
         # User code always runs in child processes of the workers (crash isolation, hard
         # timeouts), so by default the Dask workers are threads of this process: no worker
         # process start-up, and results reach the driver without a hop or a pickle.
-        # partition_keys may shuffle a table on the workers: that data stays out of the driver.
-        processes = c.processes or bool(spec.partition_keys)
+        processes = uses_worker_processes(spec)
         if not processes:
             kwargs.setdefault("memory_limit", 0)  # RSS here is the driver's, not user code's
         cluster = LocalCluster(n_workers=worker_count(spec, workers), processes=processes,

@@ -15,7 +15,6 @@ import logging
 import math
 import time
 import traceback as tb_module
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import repeat
@@ -484,15 +483,4 @@ def _describe_items(payload: tuple) -> Any:
     return payload_paths(payload)
 
 
-def new_run_id() -> str:
-    return uuid.uuid4().hex
-
-
-def plugin_env(spec: JobSpec, bi_output_path: str) -> dict[str, str]:
-    env = {str(k): str(v) for k, v in spec.environment_variables.items()}
-    env["AZUREML_BI_OUTPUT_PATH"] = bi_output_path
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
-
-
-__all__ = ["Driver", "Outcome", "new_run_id", "plugin_env"]
+__all__ = ["Driver", "Outcome"]

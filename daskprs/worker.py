@@ -14,27 +14,20 @@ restart loop of distributed, see reference C1).
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from itertools import accumulate, repeat
-from multiprocessing.connection import Connection
 from typing import Any
 
 from distributed import WorkerPlugin, get_worker
 
-from ._child import ChildConfig, StatusFile
+from ._child import ChildConfig
+from .children import ChildProcess, adopt, spawn
 
 MAX_INIT_FAILURES = 3  # per worker, then it refuses work (the driver routes around it)
 CHUNK_SOFT_SECONDS = 3.0  # a chunk returns what it has after this, the rest is resubmitted
-_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A row the worker returns per mini-batch attempt.
 ROW_FIELDS = ("index", "status", "items", "succeeded", "offset", "length", "error_type",
@@ -69,149 +62,6 @@ class Items:
         return (Items, (self.items,))
 
 
-def _signal_name(code: int) -> str:
-    try:
-        return signal.Signals(-code).name
-    except ValueError:
-        return f"signal {-code}"
-
-
-class ChildProcess:
-    """One user-code process: spawn, wait for init, run items with a hard timeout, stop."""
-
-    def __init__(self, config: ChildConfig, env: dict[str, str], tmp_root: str,
-                 log_path: str, name: str) -> None:
-        self.name = name
-        self.tmp = tempfile.mkdtemp(prefix=f"daskprs-{name}-", dir=tmp_root)
-        status_path = os.path.join(self.tmp, ".daskprs-status")
-        self.status = StatusFile(status_path, create=True)
-        parent_sock, child_sock = socket.socketpair()
-        os.makedirs(os.path.dirname(log_path), exist_ok=True)
-        with open(log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "daskprs._child", str(child_sock.fileno()), status_path],
-                pass_fds=(child_sock.fileno(),), cwd=self.tmp, env=env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        child_sock.close()
-        self.conn = Connection(parent_sock.detach())
-        self.conn.send(("init", config))
-        self.ready = False
-        self.init_seconds: float | None = None
-
-    def wait_ready(self, should_abort: Any) -> tuple | None:
-        """Block until init() finished; returns None, or ``(type, message, traceback)``."""
-        while not self.ready:
-            if should_abort():
-                return ("Aborted", "the run was stopped", "")
-            if not self.conn.poll(0.5):
-                if self.proc.poll() is not None and not self.conn.poll(0):
-                    return ("ProcessDied", f"the process died during init() "
-                            f"({self._exit_text()})", "")
-                continue
-            try:
-                msg = self.conn.recv()
-            except (EOFError, OSError):
-                self.proc.wait()
-                return ("ProcessDied", f"the process died during init() ({self._exit_text()})",
-                        "")
-            if msg[0] == "init_error":
-                return msg[1:]
-            self.ready, self.init_seconds = True, msg[2]
-        return None
-
-    def run(self, items: list[tuple], timeout: float, should_abort: Any,
-            soft_deadline: float = float("inf")) -> tuple[list, bool]:
-        """Run items in order; returns ``(child rows, alive)``.
-
-        When the process dies or a run() outlives ``timeout``, the running item gets a
-        ``crashed``/``timeout`` row and the rest are left for the caller (not charged). After
-        ``soft_deadline`` the child finishes the running item and returns early, so a chunk
-        of unexpectedly slow mini-batches still reports progress.
-        """
-        self.status.request_stop(False)
-        self.conn.send(("chunk", [(it[0], it[1], it[3], it[4]) for it in items]))
-        rows: list[tuple] = []
-        asked_stop = False
-        while True:
-            if not asked_stop and time.time() > soft_deadline:
-                self.status.request_stop()
-                asked_stop = True
-            index, started = self.status.get()
-            wait = max(0.0, started + timeout - time.time()) if index >= 0 else 0.5
-            if self.conn.poll(min(wait, 0.5) + 0.001):
-                try:
-                    kind, batch = self.conn.recv()
-                except (EOFError, OSError):
-                    return rows + self._crashed_row(items, rows), False
-                rows.extend(batch)
-                if kind == "done":
-                    return rows, True
-                continue
-            if should_abort():
-                self.kill()
-                return rows, False
-            index, started = self.status.get()
-            if index >= 0 and time.time() - started > timeout:
-                self.kill()
-                msg = (f"run() did not return within {timeout:g} s (retry_settings.timeout); "
-                       "its process was killed and replaced.")
-                return rows + [(index, "timeout", 0, 0, b"", b"", "Timeout", msg, "", started,
-                                time.time() - started, 0)], False
-            if self.proc.poll() is not None and not self.conn.poll(0):
-                return rows + self._crashed_row(items, rows), False
-
-    def _crashed_row(self, items: list[tuple], rows: list[tuple]) -> list[tuple]:
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        index, started = self.status.get()
-        if index < 0:  # died between items: blame the first one not reported
-            done = {r[0] for r in rows}
-            index = next((it[0] for it in items if it[0] not in done), items[0][0])
-            started = time.time()
-        msg = f"the process running run() died ({self._exit_text()})."
-        return [(index, "crashed", 0, 0, b"", b"", "WorkerProcessDied", msg, "", started,
-                 time.time() - started, 0)]
-
-    def _exit_text(self) -> str:
-        code = self.proc.returncode
-        if code is None:
-            return "still running"
-        if code < 0:
-            name = _signal_name(code)
-            hint = ", maybe killed for using too much memory" if name == "SIGKILL" else ""
-            return f"killed by {name}{hint}"
-        return f"exit code {code}"
-
-    def stop(self, grace: float = 10.0) -> str | None:
-        """Ask for shutdown(), wait up to ``grace`` seconds, then kill. Returns its error."""
-        error = None
-        if self.proc.poll() is None and self.ready:
-            try:
-                self.conn.send(("stop",))
-                if self.conn.poll(grace):
-                    msg = self.conn.recv()
-                    if msg[0] == "stopped":
-                        error = msg[1]
-            except (EOFError, OSError):
-                pass
-        self.kill()
-        return error
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            self.proc.wait()
-        self.conn.close()
-        self.status.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
 class DaskPRSPlugin(WorkerPlugin):
     """Starts user-code processes on each worker and runs chunks in them; one per run."""
 
@@ -236,7 +86,13 @@ class DaskPRSPlugin(WorkerPlugin):
         self.init_failures = 0
         self.aborted = False
         nthreads = getattr(worker.state, "nthreads", None) or getattr(worker, "nthreads", 1)
-        for _ in range(nthreads):
+        # Started by the driver while it was still importing distributed (local in-process
+        # clusters): their init() is already under way.
+        for child in adopt(self.name, self.worker_name):
+            self._seq += 1
+            self._log(f"adopted {child.name} pid {child.proc.pid}")
+            self._idle.append(child)
+        while len(self._idle) < nthreads:
             self._idle.append(self._spawn())
 
     def teardown(self, worker: Any) -> None:
@@ -257,19 +113,7 @@ class DaskPRSPlugin(WorkerPlugin):
     def _spawn(self) -> ChildProcess:
         name = f"process{self._seq:03d}"
         self._seq += 1
-        node = self.worker_name.replace(os.sep, "_")
-        env = dict(os.environ)
-        env.update(self.env)
-        env["DASKPRS_AGENT_NAME"] = name
-        env["DASKPRS_NODE_ID"] = node
-        env["DASKPRS_RUN_DIR"] = self.run_dir
-        # As Dask's nanny does for its workers: give freed memory back to the OS at once, so
-        # a long run of big DataFrames does not ratchet the process's footprint up.
-        env.setdefault("MALLOC_TRIM_THRESHOLD_", "65536")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT,
-                                                          env.get("PYTHONPATH")]))
-        log = os.path.join(self.run_dir, "logs", "user", "stdout", node, f"{name}.stdout.txt")
-        child = ChildProcess(self.config, env, self.tmp_root, log, name)
+        child = spawn(self.config, self.env, self.run_dir, self.tmp_root, self.worker_name, name)
         self._log(f"started {name} pid {child.proc.pid}")
         return child
 

@@ -219,3 +219,34 @@ def test_cli_run_prints_outputs_and_exit_codes(tmp_path):
     assert proc.returncode == 2
     assert "mini_batch_size: 'seven' is not a size" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_local_run_adopts_user_processes_started_before_the_cluster(tmp_path, marks):
+    # The embedded cluster's Dask workers are threads of the driver; their user-code
+    # processes were started before distributed was imported, and each is used, once.
+    data = make_files(tmp_path / "data", 40)
+    job = file_job(data, mini_batch_size="2", args=f"--marks {marks}")
+    result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True, workers=2)
+    assert result.ok, result.reason
+    logs = [read_lines(tmp_path / f"run/logs/sys/node/{w}/_main.txt") for w in ("0", "1")]
+    assert all(len(lines) == 1 and " adopted process000 pid " in lines[0] for lines in logs)
+    assert len(read_lines(marks / "init.txt")) == 2  # no process was started twice
+
+
+def test_prestarted_processes_nobody_adopts_are_killed(tmp_path, marks):
+    import psutil
+
+    from daskprs import children
+    from daskprs._child import ChildConfig
+    from daskprs.plan import Reader
+
+    config = ChildConfig(entry_path=os.path.join(SCRIPTS, "behave.py"), code_dir=SCRIPTS,
+                         argv=("--marks", str(marks)), reader=Reader(), append_row=True)
+    children.prestart("daskprs-test", config, {}, str(tmp_path), ["0", "1"], 2)
+    pids = [c.proc.pid for k, cs in children._PRESTARTED.items() if k[0] == "daskprs-test"
+            for c in cs]
+    assert len(pids) == 4 and all(psutil.pid_exists(p) for p in pids)
+    children.discard("daskprs-test")
+    assert not any(k[0] == "daskprs-test" for k in children._PRESTARTED)
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+                   for p in pids)
