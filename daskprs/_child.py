@@ -29,6 +29,7 @@ RESULT_FIELDS = ("index", "status", "items", "succeeded", "rows", "header", "err
                  "message", "traceback", "start", "duration", "bytes_read")
 FLUSH_SECONDS = 0.25
 FLUSH_BYTES = 8 << 20
+TRIM_SECONDS = 5.0  # at most this often: memory handed back is paid again in page faults
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +75,21 @@ class StatusFile:
             self._file.close()
         except (OSError, ValueError):
             pass
+
+
+def _trim_memory() -> Any:
+    """glibc's ``malloc_trim(0)`` (a no-op elsewhere): hands memory freed by earlier chunks'
+    DataFrames back to the OS, so the footprint stays flat over a long run. Called between
+    chunks every few seconds, not through ``MALLOC_TRIM_THRESHOLD_``: that also pins glibc's
+    mmap threshold, and every large array then costs fresh page faults (3x the system time
+    on a CSV job)."""
+    try:
+        import ctypes
+
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    return lambda: trim(0)
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -179,6 +195,7 @@ def main(fd: int, status_path: str) -> None:
         sys.stdout.flush()
         os._exit(72)
     conn.send(("ready", os.getpid(), time.time() - t0))
+    trim, last_trim = _trim_memory(), time.time()
     while True:
         try:
             msg = conn.recv()
@@ -209,6 +226,10 @@ def main(fd: int, status_path: str) -> None:
             if status.stop_requested():
                 break
         conn.send(("done", buffer))
+        if time.time() - last_trim > TRIM_SECONDS:
+            del buffer, msg
+            trim()
+            last_trim = time.time()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

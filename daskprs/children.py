@@ -221,9 +221,6 @@ def spawn(config: ChildConfig, run_env: Mapping[str, str], run_dir: str, tmp_roo
     env["DASKPRS_NODE_ID"] = node
     env["DASKPRS_RUN_DIR"] = run_dir
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
-    # As Dask's nanny does for its workers: give freed memory back to the OS at once, so
-    # a long run of big DataFrames does not ratchet the process's footprint up.
-    env.setdefault("MALLOC_TRIM_THRESHOLD_", "65536")
     log = os.path.join(run_dir, "logs", "user", "stdout", node, f"{name}.stdout.txt")
     return ChildProcess(config, env, tmp_root, log, name)
 
