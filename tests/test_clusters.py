@@ -347,3 +347,30 @@ def test_shipping_skips_the_run_dir_inside_the_code_folder(tmp_path):
     target = unpack_code(data, str(tmp_path / "unpacked"))
     assert "run" not in os.listdir(target)
     shutil.rmtree(target)
+
+
+@pytest.mark.parametrize("processes", [False, True])
+def test_local_dask_workers_are_threads_unless_processes_is_set(tmp_path, marks, processes):
+    # Either way user code runs in its own processes; cluster.processes decides whether the
+    # Dask workers that start them are threads of the driver or processes of their own.
+    data = make_files(tmp_path / "data", 8)
+    job = {
+        "type": "parallel", "inputs": {"data": {"type": "uri_folder", "path": str(data)}},
+        "input_data": "${{inputs.data}}", "mini_batch_size": "2",
+        "max_concurrency_per_instance": 2,
+        "task": {"code": os.path.join(os.path.dirname(__file__), "scripts"),
+                 "entry_script": "behave.py", "program_arguments": f"--marks {marks}"},
+    }
+    result = daskprs.run(job, [f"cluster.processes={str(processes).lower()}"],
+                         run_dir=tmp_path / "run", quiet=True)
+    assert result.ok, result.reason
+    # behave.py marks the parent of each user-code process: the Dask worker that started it.
+    parents = {int(p) for p in read_lines(marks / "parents.txt")}
+    assert len(read_lines(marks / "parents.txt")) == 2
+    if processes:
+        assert os.getpid() not in parents and len(parents) == 2
+    else:
+        assert parents == {os.getpid()}
+    assert load_spec(job, ["cluster.processes=true"]).cluster.processes is True
+    with pytest.raises(daskprs.SpecError, match="cluster.processes"):
+        load_spec(job, ["cluster.processes=sometimes"])

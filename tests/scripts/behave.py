@@ -4,6 +4,7 @@
 --trigger NAME[,NAME]   file names (basenames) that misbehave; empty = every item
 --once DIR              misbehave only the first time an item is seen (a marker per item)
 --marks DIR             record pids of init() and run() calls (init.txt, run.txt, items.txt)
+                        and the parent pid of each init() (parents.txt)
 --init-fail / --init-sleep S
 """
 
@@ -33,6 +34,7 @@ def init():
     p.add_argument("--sleep", type=float, default=0.0)
     args, _ = p.parse_known_args()
     _mark("init.txt", str(os.getpid()))
+    _mark("parents.txt", str(os.getppid()))
     if args.init_sleep:
         time.sleep(args.init_sleep)
     if args.init_fail:
