@@ -304,3 +304,12 @@ def test_to_pandas_reads_the_header_that_append_row_dataframe_header_wrote(tmp_p
     result, _ = _frame_job(tmp_path, settings=False)
     frame = result.to_pandas()
     assert list(frame.columns) == ["name", "size"] and len(frame) == 4
+
+
+def test_set_environment_variables_keeps_their_text(code):
+    job = {"type": "parallel", "inputs": {"data": {"type": "uri_folder", "path": str(code / "a")}},
+           "input_data": "${{inputs.data}}",
+           "task": {"code": str(code), "entry_script": "echo.py"}}
+    spec = load(job, ["environment_variables.DEBUG=on", "environment_variables.N=007",
+                      "mini_batch_size=3"])
+    assert dict(spec.environment_variables) == {"DEBUG": "on", "N": "007"}

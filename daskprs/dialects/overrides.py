@@ -30,11 +30,12 @@ def parse_overrides(overrides: Mapping[str, Any] | list[str] | None) -> list[tup
 
 
 def _typed(key: str, raw: str) -> Any:
-    """YAML-typed value (``2`` -> int, ``[a,b]`` -> list), but paths and sizes stay strings."""
+    """YAML-typed value (``2`` -> int, ``[a,b]`` -> list), but paths, sizes and environment
+    variables stay strings (``environment_variables.DEBUG=on`` is "on", not True)."""
     last = key.rsplit(".", 1)[-1]
     if last in ("path", "mini_batch_size", "program_arguments") or key.startswith(
         ("inputs.", "outputs.")
-    ) and key.count(".") == 1:
+    ) and key.count(".") == 1 or key.startswith("environment_variables."):
         return raw
     try:
         return yaml.safe_load(raw) if raw.strip() else raw
