@@ -109,9 +109,20 @@ def load(source: Any, overrides: Any = None, job: str | None = None) -> JobSpec:
 
 def make_plan(source: Any, overrides: Any = None, job: str | None = None) -> Plan:
     """Build the mini-batch plan without running user code (``daskprs plan``)."""
+    from .commands import RUN_DIR_TOKEN
     from .inputs import build_plan
 
-    return build_plan(load(source, overrides, job))
+    spec = load(source, overrides, job)
+    path = spec.data_input.path or ""
+    if spec.pre_steps and path.startswith(RUN_DIR_TOKEN):
+        makers = [s["name"] for s in spec.pre_steps
+                  if any(o.get("path") == path for o in s["outputs"].values())]
+        raise SpecError(
+            f"inputs.{spec.data_input.name} is written by the pipeline step "
+            f"{makers[0] if makers else 'before it'} when the job runs, so there is nothing to "
+            f"plan yet. Run the job (`daskprs run`), or plan over existing data with "
+            f"--set inputs.{spec.data_input.name}=PATH.")
+    return build_plan(spec)
 
 
 def run(

@@ -286,3 +286,11 @@ def test_pipeline_errors_name_the_key_and_what_to_do(tmp_path, node, message):
                   f"type: pipeline\njobs:\n  score:\n    type: parallel\n    {node}\n")
     with pytest.raises(SpecError, match=message):
         load(path)
+
+
+def test_plan_of_a_job_whose_data_a_command_step_writes_says_why_it_cannot(tmp_path):
+    spec = os.path.join(ROOT, "examples", "oj_sales", "pipeline.yml")
+    refused = cli("plan", spec)
+    assert refused.returncode == 2
+    assert "written by the pipeline step partition_job" in refused.stderr
+    assert "--set inputs.data_source=PATH" in refused.stderr
