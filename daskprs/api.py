@@ -101,7 +101,7 @@ def load(source: Any, overrides: Any = None, job: str | None = None) -> JobSpec:
         return source
     to_spec = getattr(source, "to_jobspec", None)
     if callable(to_spec):
-        return to_spec(overrides=overrides)
+        return to_spec(overrides=overrides, job=job)
     from .dialects import load_spec
 
     return load_spec(source, overrides, job=job)
