@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ._child import ChildConfig, StatusFile
-from .spec import JobSpec
+from .spec import JobSpec, uses_worker_processes, worker_count
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PRESTARTED: dict[tuple[str, str], list[ChildProcess]] = {}
@@ -194,21 +194,6 @@ def thread_workers(spec: JobSpec, workers: int | None = None) -> list[str]:
     if c.type != "local" or c.gpus_per_instance or uses_worker_processes(spec):
         return []
     return [str(i) for i in range(worker_count(spec, workers))]
-
-
-def uses_worker_processes(spec: JobSpec) -> bool:
-    """Local Dask workers are threads unless asked otherwise, or ``partition_keys`` may need
-    a table shuffled on them (that data then stays out of the driver)."""
-    return spec.cluster.processes or bool(spec.partition_keys)
-
-
-def worker_count(spec: JobSpec, workers: int | None = None) -> int:
-    """instance_count x max_concurrency_per_instance, unless overridden."""
-    if workers:
-        return workers
-    if spec.cluster.n_workers:
-        return spec.cluster.n_workers
-    return spec.instance_count * spec.concurrency
 
 
 def spawn(config: ChildConfig, run_env: Mapping[str, str], run_dir: str, tmp_root: str,

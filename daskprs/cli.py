@@ -50,6 +50,9 @@ def _guard(fn: Callable[[], Any], debug: bool) -> Any:
         sys.exit(1)
 
 
+WORKERS_HELP = "Dask workers of the local cluster (each runs user code in its own processes)."
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="daskprs")
 def main() -> None:
@@ -84,7 +87,7 @@ def _report(result: Any, quiet: bool) -> None:
 @set_option
 @click.option("--run-dir", default=None, help="Run directory (default ./daskprs-runs/NAME-TIME).")
 @job_option
-@click.option("--workers", type=int, default=None, help="Worker processes of the local cluster.")
+@click.option("--workers", type=int, default=None, help=WORKERS_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, only the verdict.")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
 def run(spec: str, overrides: tuple[str, ...], run_dir: str | None, job: str | None,
@@ -102,7 +105,7 @@ def run(spec: str, overrides: tuple[str, ...], run_dir: str | None, job: str | N
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--force", is_flag=True, help="Resume even though the inputs changed.")
-@click.option("--workers", type=int, default=None, help="Worker processes of the local cluster.")
+@click.option("--workers", type=int, default=None, help=WORKERS_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, only the verdict.")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
 def resume(run_dir: str, force: bool, workers: int | None, quiet: bool, debug: bool) -> None:

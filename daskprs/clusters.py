@@ -28,9 +28,8 @@ from typing import Any
 from dask.utils import format_bytes
 from distributed import WorkerPlugin
 
-from .children import uses_worker_processes, worker_count
 from .errors import InputError, JobFailed, SpecError
-from .spec import JobSpec
+from .spec import JobSpec, uses_worker_processes, worker_count
 
 log = logging.getLogger("daskprs")
 

@@ -462,14 +462,8 @@ def _csv_field(text: str) -> str:
     return text
 
 
-_TS_SECOND: list = [-1, ""]  # the last second formatted: strftime costs more than the rest
-
-
 def _ts(t: float) -> str:
-    second = int(t)
-    if second != _TS_SECOND[0]:
-        _TS_SECOND[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
-    return f"{_TS_SECOND[1]}.{int((t - second) * 1000):03d}Z"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1000):03d}Z"
 
 
 def _describe_items(payload: tuple) -> Any:

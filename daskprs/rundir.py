@@ -14,7 +14,7 @@ import csv
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -193,9 +193,6 @@ class ReportCSV:
 
     def write(self, row: list[Any]) -> None:
         self._w.writerow(row)
-
-    def write_many(self, rows: Iterable[Any]) -> None:
-        self._w.writerows(rows)
 
     def write_text(self, lines: str) -> None:
         """Rows already formatted as CSV lines (the fast path of a chunk that all succeeded)."""

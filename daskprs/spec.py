@@ -301,3 +301,18 @@ def spec_from_dict(data: Mapping[str, Any]) -> JobSpec:
     if d.get("partition_keys") is not None:
         d["partition_keys"] = tuple(d["partition_keys"])
     return JobSpec(**d)
+
+
+def uses_worker_processes(spec: JobSpec) -> bool:
+    """Local Dask workers are threads unless asked otherwise, or ``partition_keys`` may need
+    a table shuffled on them (that data then stays out of the driver)."""
+    return spec.cluster.processes or bool(spec.partition_keys)
+
+
+def worker_count(spec: JobSpec, workers: int | None = None) -> int:
+    """instance_count x max_concurrency_per_instance, unless overridden."""
+    if workers:
+        return workers
+    if spec.cluster.n_workers:
+        return spec.cluster.n_workers
+    return spec.instance_count * spec.concurrency
