@@ -6,10 +6,11 @@ mini-batch was running and charges only that one. The worker (``children.ChildPr
 to it over a socket and reads a tiny shared status file to see which mini-batch is running
 and since when.
 
-Protocol (pickled tuples): parent -> child ``("init", ChildConfig)``, ``("chunk", items)``,
-``("stop",)``; child -> parent ``("ready", pid, seconds)``, ``("init_error", type, msg, tb)``,
-``("results", [row, ...])``, ``("done", [row, ...])``, ``("stopped", error_or_None)``.
-A result row is the tuple ``RESULT_FIELDS``.
+Protocol (pickled tuples): parent -> child ``("init", ChildConfig)``, ``("chunk", items,
+(worker, process, offset))``, ``("stop",)``; child -> parent ``("ready", pid, seconds)``,
+``("init_error", type, msg, tb)``, ``("results", [row, ...], text)``, ``("done", [row, ...],
+text)``, ``("stopped", error_or_None)``. A result row is the tuple ``RESULT_FIELDS``; ``text``
+is the rows' report and journal text when all succeeded (``records.ok_rows``), else None.
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ class Runner:
             shutdown()
 
     def run_one(self, item: tuple, status: StatusFile) -> tuple:
-        index, mb_id, payload, key = item
+        index, mb_id, _, payload, key = item
         start = time.time()
         status.set(index, start)
         files = payload[0] == "files"
@@ -181,6 +182,8 @@ def main(fd: int, status_path: str) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides; Ctrl-C is its business
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    from .records import ok_rows
+
     conn = Connection(fd)
     status = StatusFile(status_path)
     _, config = conn.recv()
@@ -212,22 +215,29 @@ def main(fd: int, status_path: str) -> None:
             except OSError:
                 pass
             break
+        worker, process, offset = msg[2]
         buffer: list[tuple] = []
         size = 0
         last = time.time()
-        for item in msg[1]:
+        first = 0  # items[first:] are the ones buffer holds
+        items = msg[1]
+        for item in items:
             row = runner.run_one(item, status)
             buffer.append(row)
             size += len(row[4])
             now = time.time()
             if now - last > FLUSH_SECONDS or size > FLUSH_BYTES:
-                conn.send(("results", buffer))
+                conn.send(("results", buffer, ok_rows(buffer, items[first:first + len(buffer)],
+                                                      worker, process, offset)))
+                first += len(buffer)
+                offset += size
                 buffer, size, last = [], 0, now
             if status.stop_requested():
                 break
-        conn.send(("done", buffer))
+        conn.send(("done", buffer, ok_rows(buffer, items[first:first + len(buffer)], worker,
+                                           process, offset)))
         if time.time() - last_trim > TRIM_SECONDS:
-            del buffer, msg
+            del buffer, msg, items
             trim()
             last_trim = time.time()
     sys.stdout.flush()

@@ -82,8 +82,13 @@ class ChildProcess:
         return None
 
     def run(self, items: list[tuple], timeout: float, should_abort: Any,
-            soft_deadline: float = float("inf")) -> tuple[list, bool]:
-        """Run items in order; returns ``(child rows, alive)``.
+            soft_deadline: float = float("inf"), *, worker: str = "",
+            offset: int = 0) -> tuple[list, bool, list[tuple[str, str]] | None]:
+        """Run items in order; returns ``(child rows, alive, text)``.
+
+        ``text``: the rows' report and journal text as the child formatted it (see
+        ``records.ok_rows``; their output starts at byte ``offset`` of the part file, and
+        ``worker`` is named in the report), or None when any row needs the driver's attention.
 
         When the process dies or a run() outlives ``timeout``, the running item gets a
         ``crashed``/``timeout`` row and the rest are left for the caller (not charged). After
@@ -91,8 +96,9 @@ class ChildProcess:
         of unexpectedly slow mini-batches still reports progress.
         """
         self.status.request_stop(False)
-        self.conn.send(("chunk", [(it[0], it[1], it[3], it[4]) for it in items]))
+        self.conn.send(("chunk", items, (worker, self.name, offset)))
         rows: list[tuple] = []
+        text: list[tuple[str, str]] | None = []
         asked_stop = False
         while True:
             if not asked_stop and time.time() > soft_deadline:
@@ -102,25 +108,26 @@ class ChildProcess:
             wait = max(0.0, started + timeout - time.time()) if index >= 0 else 0.5
             if self.conn.poll(min(wait, 0.5) + 0.001):
                 try:
-                    kind, batch = self.conn.recv()
+                    kind, batch, batch_text = self.conn.recv()
                 except (EOFError, OSError):
-                    return rows + self._crashed_row(items, rows), False
+                    return rows + self._crashed_row(items, rows), False, None
                 rows.extend(batch)
+                text = None if text is None or batch_text is None else [*text, batch_text]
                 if kind == "done":
-                    return rows, True
+                    return rows, True, text
                 continue
             if should_abort():
                 self.kill()
-                return rows, False
+                return rows, False, None
             index, started = self.status.get()
             if index >= 0 and time.time() - started > timeout:
                 self.kill()
                 msg = (f"run() did not return within {timeout:g} s (retry_settings.timeout); "
                        "its process was killed and replaced.")
                 return rows + [(index, "timeout", 0, 0, b"", b"", "Timeout", msg, "", started,
-                                time.time() - started, 0)], False
+                                time.time() - started, 0)], False, None
             if self.proc.poll() is not None and not self.conn.poll(0):
-                return rows + self._crashed_row(items, rows), False
+                return rows + self._crashed_row(items, rows), False, None
 
     def _crashed_row(self, items: list[tuple], rows: list[tuple]) -> list[tuple]:
         try:

@@ -10,14 +10,16 @@ scheduler, applies retries and budgets (``budget``), commits every result to the
 from __future__ import annotations
 
 import collections
+import contextlib
+import gc
 import json
 import logging
 import math
 import time
 import traceback as tb_module
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,7 @@ from distributed import Client, wait
 
 from .budget import Budget, Thresholds
 from .plan import Plan, payload_paths
+from .records import timestamp
 from .rundir import OK, Journal, ReportCSV, RunDir, State
 from .spec import JobSpec
 from .worker import ChunkResult, DaskPRSPlugin, Items, abort_run, run_chunk
@@ -33,8 +36,9 @@ log = logging.getLogger("daskprs")
 
 TARGET_CHUNK_SECONDS = 0.5
 STOP_GRACE_SECONDS = 5.0
-MAX_CHUNK = 1000  # mini-batches per task: bounds what is in flight (flat driver memory)
+MAX_CHUNK = 4000  # mini-batches per task: bounds what is in flight (flat driver memory)
 FIRST_ERRORS = 5
+GC_THRESHOLD = 20_000  # allocations between young collections while the loop runs (700)
 
 
 @dataclass
@@ -103,7 +107,9 @@ class Driver:
         self.outcome = Outcome(minibatches=len(plan))
         self.retry: collections.deque[tuple[int, int, bool]] = collections.deque()
         self.next_index = 0
-        self.inflight: dict[Any, tuple[list[tuple], float, bool]] = {}
+        self.inflight: dict[Any, tuple[Items, float, bool]] = {}
+        # Scheduler and workers in this process: chunks go to them by reference, unpickled.
+        self.in_process = str(getattr(client.scheduler, "address", "")).startswith("inproc://")
         self.per_mb = None  # EWMA seconds per mini-batch, overhead included
         self.ok_workers: set[str] = set()
         self.bad_workers: dict[str, tuple] = {}
@@ -158,10 +164,10 @@ class Driver:
             kwargs = {"workers": sorted(self.ok_workers), "allow_other_workers": False}
         if self.task_resources:
             kwargs["resources"] = self.task_resources
-        fut = self.client.submit(run_chunk, self.plugin.name, key, Items(items), key=key,
-                                 pure=False,
+        box = Items(items, shared=self.in_process)
+        fut = self.client.submit(run_chunk, self.plugin.name, key, box, key=key, pure=False,
                                  **kwargs)
-        self.inflight[fut] = (items, time.monotonic(), solo)
+        self.inflight[fut] = (box, time.monotonic(), solo)
 
     def _fill(self, window: int, slots: int) -> None:
         while len(self.inflight) < window:
@@ -173,7 +179,8 @@ class Driver:
     # -- results --------------------------------------------------------------------------
     def _handle(self, fut: Any, journal: Journal, report: ReportCSV) -> int:
         """Apply one finished future; returns how many mini-batches reached a final state."""
-        items, submitted, solo = self.inflight.pop(fut)
+        box, submitted, solo = self.inflight.pop(fut)
+        items = box.items
         try:
             res: ChunkResult = fut.result()
         except Exception as e:  # noqa: BLE001 - the worker died or the task was cancelled
@@ -188,7 +195,7 @@ class Driver:
         elif res.rows:
             self.ok_workers.add(res.worker)
             self.bad_workers.pop(res.worker, None)
-        if res.rows and len(res.rows) == len(items):
+        if res.text is not None and len(res.rows) == len(items):
             finished = self._commit_all_ok(items, res, journal, report)
             if finished is not None:
                 return finished
@@ -207,7 +214,7 @@ class Driver:
             if status == "ok":
                 n_failed = max(0, n_items - succeeded)
                 report.write([mb_id, index, attempt, "succeeded", n_items, succeeded, n_failed,
-                              res.worker, process, _ts(start), f"{dur:.4f}", nbytes, ""])
+                              res.worker, process, timestamp(start), f"{dur:.4f}", nbytes, ""])
                 if self.state.commit(index, res.part, offset, length):
                     self.outcome.succeeded += 1
                     self.outcome.items += n_items
@@ -223,7 +230,7 @@ class Driver:
                                     process, mb_id])
                 continue
             report.write([mb_id, index, attempt, status, n_items, 0, n_items, res.worker,
-                          process, _ts(start), f"{dur:.4f}", nbytes, f"{etype}: {msg}"])
+                          process, timestamp(start), f"{dur:.4f}", nbytes, f"{etype}: {msg}"])
             record_rows.append([index, attempt, status, n_items, 0, 0, 0, process, mb_id,
                                 etype, (msg or "")[:500]])
             if self.budget.should_retry(status, attempt):
@@ -248,35 +255,28 @@ class Driver:
 
     def _commit_all_ok(self, items: list[tuple], res: ChunkResult, journal: Journal,
                        report: ReportCSV) -> int | None:
-        """The common case, at array speed: every mini-batch of the chunk ran, returned as many
-        results as inputs, and none was committed before. None: take the general path."""
-        (index, status, n_items, succeeded, offset, length, _, _, _, start, dur, nbytes,
-         process) = zip(*res.rows, strict=True)
+        """The common case, at array speed: every mini-batch of the chunk ran and returned as
+        many results as inputs (so the user-code processes formatted the rows: ``res.text``),
+        and none was committed before. None: take the general path."""
+        index, _, n_items, _, offset, length = list(zip(*res.rows, strict=True))[:6]
         n = len(index)
-        if (status.count("ok") != n or n_items != succeeded
-                or index != tuple(it[0] for it in items)):
+        if index != tuple(it[0] for it in items):
             return None
         attempts = [it[2] for it in items]
         if not self.state.commit_many(np.fromiter(index, dtype=np.int64, count=n), attempts,
                                       res.part, offset, length):
             return None
-        ids = [it[1] for it in items]
         total = sum(n_items)
         o = self.outcome
         o.attempts += n
         o.succeeded += n
         o.items += total
         o.items_succeeded += total
-        stamps = np.datetime_as_string(
-            (np.asarray(start) * 1000).astype("datetime64[ms]"), unit="ms")
-        line = f"%s,%d,%d,succeeded,%d,%d,0,{_csv_field(res.worker)},%s,%sZ,%.4f,%d,\r\n"
-        report.write_text("".join([line % row for row in zip(
-            ids, index, attempts, n_items, succeeded, process, stamps, dur, nbytes,
-            strict=True)]))
-        journal.append({"t": "chunk", "part": res.part, "w": res.worker,
-                        "h": res.header.decode("utf-8", "replace") if res.header else "",
-                        "rows": list(zip(index, attempts, repeat("ok"), n_items, succeeded,
-                                         offset, length, process, ids))})
+        report_text, journal_rows = res.text
+        report.write_text(report_text)
+        journal.append_rows({"t": "chunk", "part": res.part, "w": res.worker,
+                             "h": res.header.decode("utf-8", "replace") if res.header else ""},
+                            journal_rows)
         if res.header and not self.state.header:
             self.state.header = res.header
         return n
@@ -343,6 +343,10 @@ class Driver:
         return None
 
     def run(self) -> Outcome:
+        with _fewer_collections():
+            return self._run()
+
+    def _run(self) -> Outcome:
         start = time.monotonic()
         self.outcome.reused = int((self.state.status == OK).sum())
         done_before = self.outcome.reused
@@ -455,15 +459,20 @@ class Driver:
             f"Estimated remaining time {timedelta(seconds=int(eta))}.\n")
 
 
-def _csv_field(text: str) -> str:
-    """One field as the csv module would write it (quoted only if it must be)."""
-    if any(c in text for c in ',"\r\n'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
-def _ts(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1000):03d}Z"
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """The loop allocates small objects by the million (rows, tuples, futures) and each full
+    collection walked every object of the process (distributed, numpy, the plan): objects from
+    before the loop are set aside (``gc.freeze``) and the youngest generation collected less
+    often, until the loop ends."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(threshold[0], GC_THRESHOLD), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def _describe_items(payload: tuple) -> Any:

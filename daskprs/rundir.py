@@ -23,10 +23,9 @@ import numpy as np
 import yaml
 
 from .errors import ResumeError
+from .records import CSV_FIELDS
 
 PENDING, OK, FAILED = 0, 1, 2
-CSV_FIELDS = ["mini_batch_id", "index", "attempt", "status", "items", "succeeded", "failed",
-              "worker", "process", "start", "duration_s", "bytes_read", "error"]
 FSYNC_SECONDS = 1.0
 
 
@@ -156,12 +155,20 @@ class Journal:
         self._synced = time.monotonic()
 
     def append(self, record: dict[str, Any]) -> None:
-        self._f.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    def _write(self, line: str) -> None:
+        self._f.write(line)
         self._f.flush()
         now = time.monotonic()
         if now - self._synced > FSYNC_SECONDS:
             os.fsync(self._f.fileno())
             self._synced = now
+
+    def append_rows(self, record: dict[str, Any], rows_json: str) -> None:
+        """``record`` with ``"rows": [rows_json]``: rows already encoded (``records.ok_rows``)."""
+        head = json.dumps(record, separators=(",", ":"))
+        self._write(f'{head[:-1]},"rows":[{rows_json}]}}\n')
 
     def close(self) -> None:
         if not self._f.closed:

@@ -17,6 +17,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from itertools import accumulate, repeat
 from typing import Any
@@ -43,6 +44,9 @@ class ChunkResult:
     rows: list[tuple] = field(default_factory=list)
     header: bytes = b""
     init_error: tuple | None = None
+    # Report lines and journal rows of all ``rows``, formatted by the user-code processes
+    # (``records.ok_rows``) when every one succeeded; None: the driver commits row by row.
+    text: tuple[str, str] | None = None
 
 
 class Items:
@@ -50,16 +54,36 @@ class Items:
 
     ``Client.submit`` walks list and tuple arguments looking for futures; for a chunk of
     thousands of mini-batches that walk cost the driver more than the work. A plain object
-    is passed through untouched (and pickles as its content).
+    is passed through untouched and pickles as its content, or, with ``shared=True`` (only
+    when scheduler and workers live in this process: an ``inproc://`` cluster), as a token
+    for the object itself: the client pickles every task for its scheduler, and for a chunk of
+    tiny mini-batches that pickle and unpickle cost as much as the mini-batches did.
     """
 
-    __slots__ = ("items",)
+    __slots__ = ("items", "shared", "__weakref__")
 
-    def __init__(self, items: list[tuple]) -> None:
+    def __init__(self, items: list[tuple], shared: bool = False) -> None:
         self.items = items
+        self.shared = shared
+        if shared:
+            _SHARED[id(self)] = self
 
     def __reduce__(self) -> tuple:
+        if self.shared:
+            return (_shared_items, (id(self),))
         return (Items, (self.items,))
+
+
+# Items passed by reference, alive while the driver holds them (it does until the result).
+_SHARED: weakref.WeakValueDictionary[int, Items] = weakref.WeakValueDictionary()
+
+
+def _shared_items(token: int) -> Items:
+    try:
+        return _SHARED[token]
+    except KeyError:
+        raise RuntimeError("a chunk passed by reference was unpickled outside the process that "
+                           "submitted it: in-process items need an inproc:// cluster") from None
 
 
 class DaskPRSPlugin(WorkerPlugin):
@@ -160,6 +184,8 @@ class DaskPRSPlugin(WorkerPlugin):
         child = self._checkout()
         pending = list(items)
         segments: list[tuple[str, list[tuple]]] = []  # (process name, its child rows)
+        texts: list[tuple[str, str]] | None = []
+        offset = 0  # where the next segment's output starts in the part file
         soft_deadline = None
         try:
             while pending and not self.aborted:
@@ -176,9 +202,11 @@ class DaskPRSPlugin(WorkerPlugin):
                     soft_deadline = time.time() + CHUNK_SOFT_SECONDS
                 elif time.time() >= soft_deadline:
                     break
-                done, alive = child.run(pending, self.timeout, lambda: self.aborted,
-                                        soft_deadline)
+                done, alive, text = child.run(pending, self.timeout, lambda: self.aborted,
+                                              soft_deadline, worker=self.address, offset=offset)
                 segments.append((child.name, done))
+                texts = None if texts is None or text is None else texts + text
+                offset += sum(len(row[4]) for row in done)
                 finished = {row[0] for row in done}
                 pending = [it for it in pending if it[0] not in finished]
                 if alive:
@@ -189,6 +217,8 @@ class DaskPRSPlugin(WorkerPlugin):
                 child = self._replace(child)
         finally:
             self._checkin(child)
+        if texts:
+            result.text = ("".join(t[0] for t in texts), ",".join(t[1] for t in texts if t[1]))
         return self._commit_part(result, segments, key)
 
     def _commit_part(self, result: ChunkResult, segments: list[tuple[str, list[tuple]]],
