@@ -25,6 +25,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from .plan import minibatch_id
+
 STATUS = struct.Struct("qdq")  # running mini-batch (-1: idle), its start time, stop-after flag
 RESULT_FIELDS = ("index", "status", "items", "succeeded", "rows", "header", "error_type",
                  "message", "traceback", "start", "duration", "bytes_read")
@@ -153,6 +155,7 @@ class Runner:
             data = list(payload[1]) if files else self._load(payload, self._reader, key)
             items = len(data)
             if self.with_context or key is not None:
+                mb_id = mb_id or minibatch_id(index, payload, key)
                 result = self.run(data, self._context(key, index, data, mb_id))
             else:
                 result = self.run(data)

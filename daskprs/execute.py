@@ -26,7 +26,7 @@ import numpy as np
 from distributed import Client, wait
 
 from .budget import Budget, Thresholds
-from .plan import Plan, payload_paths
+from .plan import Plan, minibatch_id, payload_paths
 from .records import timestamp
 from .rundir import OK, Journal, ReportCSV, RunDir, State
 from .spec import JobSpec
@@ -35,6 +35,7 @@ from .worker import ChunkResult, DaskPRSPlugin, Items, abort_run, run_chunk
 log = logging.getLogger("daskprs")
 
 TARGET_CHUNK_SECONDS = 0.5
+MIN_CHUNK_SECONDS = 0.02
 STOP_GRACE_SECONDS = 5.0
 MAX_CHUNK = 4000  # mini-batches per task: bounds what is in flight (flat driver memory)
 FIRST_ERRORS = 5
@@ -110,7 +111,8 @@ class Driver:
         self.inflight: dict[Any, tuple[Items, float, bool]] = {}
         # Scheduler and workers in this process: chunks go to them by reference, unpickled.
         self.in_process = str(getattr(client.scheduler, "address", "")).startswith("inproc://")
-        self.per_mb = None  # EWMA seconds per mini-batch, overhead included
+        self.per_mb: float | None = None  # seconds per mini-batch, overhead included
+        self._timed = (0.0, 0.0)  # (seconds, mini-batches) of recent chunks, halved per chunk
         self.ok_workers: set[str] = set()
         self.bad_workers: dict[str, tuple] = {}
         self.chunk_seq = 0
@@ -154,7 +156,11 @@ class Driver:
         balance = max(1, math.ceil(remaining / (2 * slots)))
         if self.per_mb is None:
             return 1
-        return max(1, min(MAX_CHUNK, balance, int(TARGET_CHUNK_SECONDS / max(self.per_mb, 1e-6))))
+        per_mb = max(self.per_mb, 1e-6)
+        # Toward the end chunks shrink so the workers finish together, but never below what
+        # pays for a task's own cost (a tail of one-mini-batch tasks cost more than it saved).
+        floor = int(MIN_CHUNK_SECONDS / per_mb)
+        return max(1, min(MAX_CHUNK, int(TARGET_CHUNK_SECONDS / per_mb), max(balance, floor)))
 
     def _submit(self, items: list[tuple], solo: bool) -> None:
         self.chunk_seq += 1
@@ -187,8 +193,11 @@ class Driver:
             return self._lost(items, solo, e, report)
         elapsed = time.monotonic() - submitted
         if res.rows:
-            per = elapsed / len(res.rows)
-            self.per_mb = per if self.per_mb is None else 0.7 * self.per_mb + 0.3 * per
+            # Time in the worker, not since submission (chunks queue behind one another), over
+            # mini-batches, with older chunks fading: one slow start does not stall the ramp.
+            seconds, count = self._timed
+            self._timed = (seconds / 2 + (res.seconds or elapsed), count / 2 + len(res.rows))
+            self.per_mb = self._timed[0] / self._timed[1]
         if res.init_error is not None:
             if res.init_error[0] not in ("NotReady", "Aborted"):
                 self.bad_workers[res.worker] = res.init_error
@@ -203,6 +212,7 @@ class Driver:
         record_rows = []
         finished = 0
         for index, mb_id, attempt, payload, key in items:
+            mb_id = mb_id or minibatch_id(index, payload, key)
             row = rows.get(index)
             if row is None:  # not run: init failed, aborted, or stopped at the soft deadline
                 self.retry.append((index, attempt, False))
@@ -293,6 +303,7 @@ class Driver:
                 self.retry.append((index, attempt, name != "CancelledError"))
             return 0
         index, mb_id, attempt, payload, key = items[0]
+        mb_id = mb_id or minibatch_id(index, payload, key)
         msg = f"the worker running it was lost ({name}: {error})"
         report.write([mb_id, index, attempt, "lost", self.plan[index].items, 0, 0, "", "",
                       "", "", 0, msg])

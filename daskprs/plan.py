@@ -125,7 +125,8 @@ class Plan(Sequence[MiniBatch]):
         return mb.id, mb.payload, mb.partition_key_value
 
     def work_many(self, indices: list[int]) -> list[tuple]:
-        """``work(i)`` for each index, in one call (a chunk of thousands at a time)."""
+        """``work(i)`` for each index, in one call (a chunk of thousands at a time). An id may
+        be None, left to whoever needs it: ``minibatch_id(index, payload, key)`` gives it."""
         if self._work_many is not None:
             return self._work_many(indices)
         return [self.work(i) for i in indices]

@@ -13,6 +13,8 @@ import json
 import time
 from collections.abc import Sequence
 
+from .plan import minibatch_id
+
 # processed_mini-batches.csv, one row per mini-batch attempt
 CSV_FIELDS = ["mini_batch_id", "index", "attempt", "status", "items", "succeeded", "failed",
               "worker", "process", "start", "duration_s", "bytes_read", "error"]
@@ -49,7 +51,7 @@ def ok_rows(rows: Sequence[tuple], items: Sequence[tuple], worker: str, process:
         if whole != second:  # one strftime per second, not per row
             second, prefix = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start))
         stamp = f"{prefix}.{int((start % 1) * 1000):03d}Z"
-        mb_id, attempt = item[1], item[2]
+        mb_id, attempt = item[1] or minibatch_id(index, item[3], item[4]), item[2]
         report.append(line % (mb_id, index, attempt, n_items, succeeded, stamp, dur, nbytes))
         journal.append([index, attempt, "ok", n_items, succeeded, offset, len(data), process,
                         mb_id])

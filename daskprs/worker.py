@@ -47,6 +47,7 @@ class ChunkResult:
     # Report lines and journal rows of all ``rows``, formatted by the user-code processes
     # (``records.ok_rows``) when every one succeeded; None: the driver commits row by row.
     text: tuple[str, str] | None = None
+    seconds: float = 0.0  # spent running the rows (not queued, not waiting for init())
 
 
 class Items:
@@ -202,15 +203,17 @@ class DaskPRSPlugin(WorkerPlugin):
                     soft_deadline = time.time() + CHUNK_SOFT_SECONDS
                 elif time.time() >= soft_deadline:
                     break
+                started = time.monotonic()
                 done, alive, text = child.run(pending, self.timeout, lambda: self.aborted,
                                               soft_deadline, worker=self.address, offset=offset)
+                result.seconds += time.monotonic() - started
                 segments.append((child.name, done))
                 texts = None if texts is None or text is None else texts + text
+                if alive:
+                    break  # finished, or stopped at the soft deadline: the driver resubmits
                 offset += sum(len(row[4]) for row in done)
                 finished = {row[0] for row in done}
                 pending = [it for it in pending if it[0] not in finished]
-                if alive:
-                    break  # finished, or stopped at the soft deadline: the driver resubmits
                 if done and done[-1][1] in ("crashed", "timeout"):
                     self._log(f"{child.name}: mini-batch {done[-1][0]} {done[-1][1]}: "
                               f"{done[-1][7]}")

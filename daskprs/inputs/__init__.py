@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 from typing import Any
-from zlib import crc32
 
 from ..errors import InputError, SpecError
 from ..plan import MiniBatch, Plan, Reader, minibatch_id
@@ -78,9 +77,8 @@ def _file_plan(paths: list[str], reader: Reader, spec: JobSpec, source: str, wha
     def work_many(indices: list[int]) -> list[tuple]:
         if count != 1:
             return [work(i) for i in indices]
-        # One file per mini-batch: minibatch_id inlined (CRC-32 of the lone path).
-        return [(f"{i:06d}-{crc32(p.encode()):08x}", ("files", (p,)), None)
-                for i, p in zip(indices, map(paths.__getitem__, indices), strict=True)]
+        # One file per mini-batch (the hot path): the id is left to the user-code process.
+        return [(None, ("files", (p,)), None) for p in map(paths.__getitem__, indices)]
 
     def make(i: int) -> MiniBatch:
         mb_id, payload, _ = work(i)
