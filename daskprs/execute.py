@@ -15,6 +15,7 @@ import gc
 import json
 import logging
 import math
+import threading
 import time
 import traceback as tb_module
 from collections.abc import Iterator
@@ -37,7 +38,7 @@ log = logging.getLogger("daskprs")
 TARGET_CHUNK_SECONDS = 0.5
 MIN_CHUNK_SECONDS = 0.02
 STOP_GRACE_SECONDS = 5.0
-MAX_CHUNK = 4000  # mini-batches per task: bounds what is in flight (flat driver memory)
+MAX_CHUNK = 2000  # mini-batches per task: bounds what is in flight (flat driver memory)
 FIRST_ERRORS = 5
 GC_THRESHOLD = 20_000  # allocations between young collections while the loop runs (700)
 
@@ -470,20 +471,32 @@ class Driver:
             f"Estimated remaining time {timedelta(seconds=int(eta))}.\n")
 
 
+_gc_lock = threading.Lock()
+_gc_runs: list[tuple[int, ...]] = []  # the thresholds to restore, while loops run (threads)
+
+
 @contextlib.contextmanager
 def _fewer_collections() -> Iterator[None]:
     """The loop allocates small objects by the million (rows, tuples, futures) and each full
     collection walked every object of the process (distributed, numpy, the plan): objects from
     before the loop are set aside (``gc.freeze``) and the youngest generation collected less
-    often, until the loop ends."""
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(threshold[0], GC_THRESHOLD), *threshold[1:])
+    often, until the last loop of this process ends (jobs may run in several threads)."""
+    with _gc_lock:
+        if not _gc_runs:
+            threshold = gc.get_threshold()
+            gc.freeze()
+            gc.set_threshold(max(threshold[0], GC_THRESHOLD), *threshold[1:])
+        else:
+            threshold = _gc_runs[0]
+        _gc_runs.append(threshold)
     try:
         yield
     finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
+        with _gc_lock:
+            _gc_runs.pop()
+            if not _gc_runs:
+                gc.set_threshold(*threshold)
+                gc.unfreeze()
 
 
 def _describe_items(payload: tuple) -> Any:

@@ -1,6 +1,7 @@
 """End-to-end runs of the core engine on a real LocalCluster (issue: core engine)."""
 
 import csv
+import gc
 import os
 import re
 import shutil
@@ -17,8 +18,10 @@ import daskprs
 def test_1000_files_by_7_in_order_with_init_once_per_process(tmp_path, marks):
     data = make_files(tmp_path / "data", 1000)
     job = file_job(data, mini_batch_size="7", args=f"--marks {marks}")
+    gc_before = gc.get_threshold(), gc.get_freeze_count()
     result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True, workers=2)
     assert result.status == "succeeded", result.reason
+    assert (gc.get_threshold(), gc.get_freeze_count()) == gc_before  # the caller's gc untouched
     assert result.counts["mini_batches"] == 143
     assert result.counts["succeeded"] == 143
     assert result.counts["items_succeeded"] == 1000
@@ -250,3 +253,18 @@ def test_prestarted_processes_nobody_adopts_are_killed(tmp_path, marks):
     assert not any(k[0] == "daskprs-test" for k in children._PRESTARTED)
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
                    for p in pids)
+
+
+def test_gc_settings_come_back_after_overlapping_runs():
+    # Jobs may run in several threads of one process: the last loop to end restores the gc.
+    from daskprs.execute import GC_THRESHOLD, _fewer_collections
+
+    before = gc.get_threshold()
+    first, second = _fewer_collections(), _fewer_collections()
+    first.__enter__()
+    second.__enter__()
+    assert gc.get_threshold()[0] == max(before[0], GC_THRESHOLD) and gc.get_freeze_count() > 0
+    first.__exit__(None, None, None)  # the first to start ends first
+    assert gc.get_threshold()[0] == max(before[0], GC_THRESHOLD)
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
