@@ -7,7 +7,7 @@ to it over a socket and reads a tiny shared status file to see which mini-batch 
 and since when.
 
 Protocol (pickled tuples): parent -> child ``("init", ChildConfig)``, ``("chunk", items,
-(worker, process, offset))``, ``("stop",)``; child -> parent ``("ready", pid, seconds)``,
+(worker, process))``, ``("stop",)``; child -> parent ``("ready", pid, seconds)``,
 ``("init_error", type, msg, tb)``, ``("results", [row, ...], text)``, ``("done", [row, ...],
 text)``, ``("stopped", error_or_None)``. A result row is the tuple ``RESULT_FIELDS``; ``text``
 is the rows' report and journal text when all succeeded (``records.ok_rows``), else None.
@@ -218,7 +218,8 @@ def main(fd: int, status_path: str) -> None:
             except OSError:
                 pass
             break
-        worker, process, offset = msg[2]
+        worker, process = msg[2]
+        offset = 0  # in the chunk's part file, where the buffer's output starts
         buffer: list[tuple] = []
         size = 0
         last = time.time()

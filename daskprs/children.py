@@ -82,13 +82,13 @@ class ChildProcess:
         return None
 
     def run(self, items: list[tuple], timeout: float, should_abort: Any,
-            soft_deadline: float = float("inf"), *, worker: str = "",
-            offset: int = 0) -> tuple[list, bool, list[tuple[str, str]] | None]:
+            soft_deadline: float = float("inf"), *,
+            worker: str = "") -> tuple[list, bool, tuple[str, str] | None]:
         """Run items in order; returns ``(child rows, alive, text)``.
 
-        ``text``: the rows' report and journal text as the child formatted it (see
-        ``records.ok_rows``; their output starts at byte ``offset`` of the part file, and
-        ``worker`` is named in the report), or None when any row needs the driver's attention.
+        ``text``: the rows' report lines and journal rows as the child formatted them (see
+        ``records.ok_rows``; ``worker`` is named in the report), or None when any row needs
+        the driver's attention, which is always the case when the process did not survive.
 
         When the process dies or a run() outlives ``timeout``, the running item gets a
         ``crashed``/``timeout`` row and the rest are left for the caller (not charged). After
@@ -96,9 +96,9 @@ class ChildProcess:
         of unexpectedly slow mini-batches still reports progress.
         """
         self.status.request_stop(False)
-        self.conn.send(("chunk", items, (worker, self.name, offset)))
+        self.conn.send(("chunk", items, (worker, self.name)))
         rows: list[tuple] = []
-        text: list[tuple[str, str]] | None = []
+        texts: list[tuple[str, str]] | None = []
         asked_stop = False
         while True:
             if not asked_stop and time.time() > soft_deadline:
@@ -112,8 +112,10 @@ class ChildProcess:
                 except (EOFError, OSError):
                     return rows + self._crashed_row(items, rows), False, None
                 rows.extend(batch)
-                text = None if text is None or batch_text is None else [*text, batch_text]
+                texts = None if texts is None or batch_text is None else [*texts, batch_text]
                 if kind == "done":
+                    text = None if not texts else ("".join(t[0] for t in texts),
+                                                   ",".join(t[1] for t in texts if t[1]))
                     return rows, True, text
                 continue
             if should_abort():

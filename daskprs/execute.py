@@ -472,7 +472,7 @@ class Driver:
 
 
 _gc_lock = threading.Lock()
-_gc_runs: list[tuple[int, ...]] = []  # the thresholds to restore, while loops run (threads)
+_gc_state: dict[str, Any] = {"loops": 0, "threshold": None}  # loops running in this process
 
 
 @contextlib.contextmanager
@@ -482,20 +482,18 @@ def _fewer_collections() -> Iterator[None]:
     before the loop are set aside (``gc.freeze``) and the youngest generation collected less
     often, until the last loop of this process ends (jobs may run in several threads)."""
     with _gc_lock:
-        if not _gc_runs:
-            threshold = gc.get_threshold()
+        if _gc_state["loops"] == 0:
+            threshold = _gc_state["threshold"] = gc.get_threshold()
             gc.freeze()
             gc.set_threshold(max(threshold[0], GC_THRESHOLD), *threshold[1:])
-        else:
-            threshold = _gc_runs[0]
-        _gc_runs.append(threshold)
+        _gc_state["loops"] += 1
     try:
         yield
     finally:
         with _gc_lock:
-            _gc_runs.pop()
-            if not _gc_runs:
-                gc.set_threshold(*threshold)
+            _gc_state["loops"] -= 1
+            if _gc_state["loops"] == 0:
+                gc.set_threshold(*_gc_state["threshold"])
                 gc.unfreeze()
 
 

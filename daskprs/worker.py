@@ -185,8 +185,6 @@ class DaskPRSPlugin(WorkerPlugin):
         child = self._checkout()
         pending = list(items)
         segments: list[tuple[str, list[tuple]]] = []  # (process name, its child rows)
-        texts: list[tuple[str, str]] | None = []
-        offset = 0  # where the next segment's output starts in the part file
         soft_deadline = None
         try:
             while pending and not self.aborted:
@@ -205,13 +203,13 @@ class DaskPRSPlugin(WorkerPlugin):
                     break
                 started = time.monotonic()
                 done, alive, text = child.run(pending, self.timeout, lambda: self.aborted,
-                                              soft_deadline, worker=self.address, offset=offset)
+                                              soft_deadline, worker=self.address)
                 result.seconds += time.monotonic() - started
                 segments.append((child.name, done))
-                texts = None if texts is None or text is None else texts + text
                 if alive:
+                    # Text only from the first process: after a crash the driver goes row by row.
+                    result.text = text if len(segments) == 1 else None
                     break  # finished, or stopped at the soft deadline: the driver resubmits
-                offset += sum(len(row[4]) for row in done)
                 finished = {row[0] for row in done}
                 pending = [it for it in pending if it[0] not in finished]
                 if done and done[-1][1] in ("crashed", "timeout"):
@@ -220,8 +218,6 @@ class DaskPRSPlugin(WorkerPlugin):
                 child = self._replace(child)
         finally:
             self._checkin(child)
-        if texts:
-            result.text = ("".join(t[0] for t in texts), ",".join(t[1] for t in texts if t[1]))
         return self._commit_part(result, segments, key)
 
     def _commit_part(self, result: ChunkResult, segments: list[tuple[str, list[tuple]]],
