@@ -28,6 +28,7 @@ from typing import Any
 from .plan import minibatch_id
 
 STATUS = struct.Struct("qdq")  # running mini-batch (-1: idle), its start time, stop-after flag
+_RUNNING = struct.Struct("qd")  # the first two fields, set twice per mini-batch
 RESULT_FIELDS = ("index", "status", "items", "succeeded", "rows", "header", "error_type",
                  "message", "traceback", "start", "duration", "bytes_read")
 FLUSH_SECONDS = 0.25
@@ -60,10 +61,10 @@ class StatusFile:
         self._map = mmap.mmap(self._file.fileno(), STATUS.size)
 
     def set(self, index: int, start: float) -> None:
-        struct.pack_into("qd", self._map, 0, index, start)
+        _RUNNING.pack_into(self._map, 0, index, start)
 
     def get(self) -> tuple[int, float]:
-        return struct.unpack_from("qd", self._map, 0)
+        return _RUNNING.unpack_from(self._map, 0)
 
     def request_stop(self, flag: bool = True) -> None:
         """Ask the child to end its chunk after the running mini-batch (a soft deadline)."""
@@ -159,9 +160,13 @@ class Runner:
                 result = self.run(data, self._context(key, index, data, mb_id))
             else:
                 result = self.run(data)
-            succeeded = self._length(result)
-            rows, header = (self._format(result, self._to_csv) if self._format is not None
-                            else (b"", b""))
+            if type(result) is list and self._format is not None:  # format_rows, inlined
+                succeeded, header = len(result), b""
+                rows = ("\n".join(map(str, result)) + "\n").encode() if result else b""
+            else:
+                succeeded = self._length(result)
+                rows, header = (self._format(result, self._to_csv) if self._format is not None
+                                else (b"", b""))
             row = (index, "ok", items, succeeded, rows, header, None, None, None, start,
                    time.time() - start,
                    self._bytes_read() - bytes_before if self._tabular else 0)
