@@ -198,7 +198,8 @@ def _execute(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | None, qui
     plan_obj: Plan | None = None
     state: State | None = None
     if not spec.partition_keys:
-        plan_obj = build_plan(spec)  # bad input fails here, before a cluster starts
+        # Bad input fails here, before a cluster starts; a fresh run hashes the files meanwhile.
+        plan_obj = build_plan(spec, background=not resume)
         state = _initial_state(rd, plan_obj, resume=resume, force=force)
         threads = children.thread_workers(spec, workers) if client is None else []
         if threads:

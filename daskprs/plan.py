@@ -97,7 +97,7 @@ class Plan(Sequence[MiniBatch]):
         reader: Reader,
         count: int,
         make: Callable[[int], MiniBatch],
-        fingerprint: str,
+        fingerprint: str | Callable[[], str],
         total_items: int,
         unit: str,
         source: str,
@@ -108,13 +108,21 @@ class Plan(Sequence[MiniBatch]):
         self.reader = reader
         self._count = count
         self._make = make
-        self.fingerprint = fingerprint
+        self._fingerprint = fingerprint
         self.total_items = total_items
         self.unit = unit  # "files" or "bytes"
         self.source = source
         self.notes = notes
         self._work = work
         self._work_many = work_many
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the input files (paths, sizes, times) and of how they are split: a resume
+        refuses a changed input. May be computed in the background (waited for here)."""
+        if callable(self._fingerprint):
+            self._fingerprint = self._fingerprint()
+        return self._fingerprint
 
     def work(self, index: int) -> tuple:
         """``(id, payload, partition_key_value)`` of a mini-batch, without building a MiniBatch

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import InputError, SpecError
 from ..plan import MiniBatch, Plan, Reader, minibatch_id
 from ..spec import DEFAULT_FILE_MINI_BATCH, DEFAULT_TABULAR_MINI_BATCH, JobSpec, parse_size
-from .files import fingerprint_files, is_url, list_files
+from .files import fingerprint_files, fingerprint_files_later, is_url, list_files
 
 TABULAR_EXTENSIONS = {
     ".csv": "delimited", ".tsv": "delimited", ".txt": "delimited",
@@ -23,11 +24,14 @@ TABULAR_EXTENSIONS = {
 }
 
 
-def build_plan(spec: JobSpec, *, staging_dir: str | None = None, client: Any = None) -> Plan:
+def build_plan(spec: JobSpec, *, staging_dir: str | None = None, client: Any = None,
+               background: bool = False) -> Plan:
     """Split the spec's data input into mini-batches, from metadata only.
 
     ``staging_dir`` and ``client`` are used only when ``partition_keys`` need a flat table
     shuffled into key groups first (done on the cluster, never in the driver's memory).
+    ``background``: a large file list is fingerprinted by a helper process, and
+    ``plan.fingerprint`` waits for it when first read (a fresh run needs it only later).
     """
     inp = spec.data_input
     what = f"inputs.{inp.name}"
@@ -47,7 +51,7 @@ def build_plan(spec: JobSpec, *, staging_dir: str | None = None, client: Any = N
                               unit="bytes" if reader.tabular else "files", source=source,
                               notes=notes)
     if not reader.tabular:
-        return _file_plan(paths, reader, spec, source, what)
+        return _file_plan(paths, reader, spec, source, what, background)
     from .tabular import plan_tabular
 
     size_raw = spec.mini_batch_size or DEFAULT_TABULAR_MINI_BATCH
@@ -59,7 +63,8 @@ def build_plan(spec: JobSpec, *, staging_dir: str | None = None, client: Any = N
                           total_items=sum(mb.items for mb in mbs), unit="bytes", source=source)
 
 
-def _file_plan(paths: list[str], reader: Reader, spec: JobSpec, source: str, what: str) -> Plan:
+def _file_plan(paths: list[str], reader: Reader, spec: JobSpec, source: str, what: str,
+               background: bool) -> Plan:
     size_raw = spec.mini_batch_size or DEFAULT_FILE_MINI_BATCH
     count, has_unit = parse_size(size_raw)
     if has_unit:
@@ -85,15 +90,22 @@ def _file_plan(paths: list[str], reader: Reader, spec: JobSpec, source: str, wha
         return MiniBatch(index=i, id=mb_id, payload=payload, items=len(payload[1]))
 
     return Plan(reader=reader, count=n, make=make, work=work, work_many=work_many,
-                fingerprint=_fingerprint(paths, reader, spec), total_items=len(paths),
-                unit="files", source=source)
+                fingerprint=_fingerprint(paths, reader, spec, background),
+                total_items=len(paths), unit="files", source=source)
 
 
-def _fingerprint(paths: list[str], reader: Reader, spec: JobSpec) -> str:
-    h = hashlib.sha1(fingerprint_files(paths).encode())
-    h.update(repr((reader.format, sorted(reader.options.items()), reader.transforms,
-                   reader.partition_format, spec.mini_batch_size, spec.partition_keys)).encode())
-    return h.hexdigest()
+def _fingerprint(paths: list[str], reader: Reader, spec: JobSpec,
+                 background: bool = False) -> str | Callable[[], str]:
+    settings = repr((reader.format, sorted(reader.options.items()), reader.transforms,
+                     reader.partition_format, spec.mini_batch_size, spec.partition_keys))
+
+    def combine(files_hash: str) -> str:
+        return hashlib.sha1(files_hash.encode() + settings.encode()).hexdigest()
+
+    if not background:
+        return combine(fingerprint_files(paths))
+    files_hash = fingerprint_files_later(paths)
+    return lambda: combine(files_hash())
 
 
 def _resolve(kind: str, path: str | None, what: str) -> tuple[Reader, list[str], str]:

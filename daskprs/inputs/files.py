@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
+import subprocess
+import sys
+import tempfile
+import weakref
+from collections.abc import Callable
 
+from .. import _fingerprint
+from .._fingerprint import fingerprint_files
 from ..errors import InputError
 
 _GLOB_CHARS = set("*?[")
+BACKGROUND_MIN_FILES = 5_000  # below this a helper process costs more than it saves
 
 
 def is_url(path: str) -> bool:
@@ -71,16 +78,54 @@ def _list_url(url: str, what: str) -> list[str]:
     return sorted(p if "://" in p else f"{protocol}://{p}" for p in found)
 
 
-def fingerprint_files(paths: list[str]) -> str:
-    """A hash of the paths, sizes and modification times (local files only stat'ed)."""
-    h = hashlib.sha1()
-    for p in paths:
-        h.update(p.encode())
-        if not is_url(p):
-            try:
-                st = os.stat(p)
-                h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
-            except OSError:
-                pass
-        h.update(b"\0")
-    return h.hexdigest()
+def fingerprint_files_later(paths: list[str]) -> Callable[[], str]:
+    """``fingerprint_files(paths)``, hashed by a helper process while the caller goes on.
+
+    A ``stat`` per file (a few microseconds each) is most of the time it takes to plan a large
+    local folder; in a helper it overlaps the driver's import of distributed and the start of
+    the cluster. Returns a function that waits for the hash (computed here if the helper fails).
+    """
+    if len(paths) < BACKGROUND_MIN_FILES or is_url(paths[0]):
+        fingerprint = fingerprint_files(paths)
+        return lambda: fingerprint
+    return _Helper(paths)
+
+
+class _Helper:
+    """One helper process hashing a file list written to a temporary file."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+        self.value: str | None = None
+        self.proc: subprocess.Popen | None = None
+        fd, self.listing = tempfile.mkstemp(prefix="daskprs-paths-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"\0".join(map(os.fsencode, paths)))
+        try:  # a standard-library-only script (-S: no site-packages to set up)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-S", _fingerprint.__file__, self.listing],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        except OSError:
+            pass
+        weakref.finalize(self, _discard, self.proc, self.listing)
+
+    def __call__(self) -> str:
+        if self.value is None:
+            out = b""
+            if self.proc is not None:
+                out, _ = self.proc.communicate()
+            _discard(None, self.listing)
+            text = out.decode("ascii", "replace").strip()
+            ok = self.proc is not None and self.proc.returncode == 0 and len(text) == 40
+            self.value = text if ok else fingerprint_files(self.paths)
+        return self.value
+
+
+def _discard(proc: subprocess.Popen | None, listing: str) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    try:
+        os.unlink(listing)
+    except OSError:
+        pass
