@@ -12,6 +12,7 @@ import sys
 
 
 def fingerprint_files(paths: list[str]) -> str:
+    """SHA-1 hex digest over each path with its size and mtime (URLs: the path only)."""
     h = hashlib.sha1()
     for p in paths:
         h.update(p.encode())

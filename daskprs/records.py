@@ -43,9 +43,10 @@ def ok_rows(rows: Sequence[tuple], items: Sequence[tuple], worker: str, process:
     largest per-mini-batch cost of a tiny job): ids (``minibatch_id``) are digits, a dash and
     hex digits, so they need no quoting in either format; the names that might are quoted once.
     """
-    line = (f"%s,%d,%d,succeeded,%d,%d,0,{csv_field(worker)},{csv_field(process)},"
-            "%s.%03dZ,%.4f,%d,\r\n")
-    entry = f'[%d,%d,"ok",%d,%d,%d,%d,{json.dumps(process)},"%s"]'
+    worker, process_csv, process_json = (
+        t.replace("%", "%%") for t in (csv_field(worker), csv_field(process), json.dumps(process)))
+    line = f"%s,%d,%d,succeeded,%d,%d,0,{worker},{process_csv},%s.%03dZ,%.4f,%d,\r\n"
+    entry = f'[%d,%d,"ok",%d,%d,%d,%d,{process_json},"%s"]'
     report: list[str] = []
     journal: list[str] = []
     second, prefix = -1, ""

@@ -15,17 +15,18 @@ def _row(index, data=b"x\n", status="ok", items=1, succeeded=1, start=1_700_000_
 def test_ok_rows_read_back_with_the_csv_module_and_json():
     rows = [_row(3, b"a b\n"), _row(4, b"cc\n", items=2, succeeded=2, start=1_700_000_001.999)]
     items = [(3, "000003-aa", 1, ("files", ("x",)), None), (4, "000004-bb", 2, None, None)]
-    report, journal = ok_rows(rows, items, 'inproc://h/1,"2"', "process001", offset=10)
+    report, journal = ok_rows(rows, items, 'tcp://[fe80::1%eth0]/1,"2"', "process%d", offset=10)
     parsed = list(csv.reader(io.StringIO(report, newline="")))
     assert [len(r) for r in parsed] == [len(CSV_FIELDS)] * 2
     first = dict(zip(CSV_FIELDS, parsed[0], strict=True))
     assert first["mini_batch_id"] == "000003-aa" and first["attempt"] == "1"
-    assert first["worker"] == 'inproc://h/1,"2"'  # quoted as csv.writer would
+    assert first["worker"] == 'tcp://[fe80::1%eth0]/1,"2"'  # quoted as csv.writer would
+    assert first["process"] == "process%d"  # a % in a name is text, not a format
     assert first["start"] == timestamp(1_700_000_000.25) == "2023-11-14T22:13:20.250Z"
     assert parsed[1][9] == "2023-11-14T22:13:21.999Z" and parsed[1][10] == "0.0001"
     assert json.loads(f"[{journal}]") == [
-        [3, 1, "ok", 1, 1, 10, 4, "process001", "000003-aa"],
-        [4, 2, "ok", 2, 2, 14, 3, "process001", "000004-bb"],
+        [3, 1, "ok", 1, 1, 10, 4, "process%d", "000003-aa"],
+        [4, 2, "ok", 2, 2, 14, 3, "process%d", "000004-bb"],
     ]
 
 
