@@ -68,6 +68,7 @@ def open_client(spec: JobSpec, client: Any = None, workers: int | None = None,
     # every 10 ms, which only ever shows a thread waiting for a user-code process.
     settings = {"distributed.admin.low-level-log-length": LOW_LEVEL_LOG_LENGTH,
                 "distributed.worker.profile.enabled": False}
+    _quiet_comm_close()
     with dask.config.set(settings), _open_owned(spec, workers, quiet) as owned:
         yield owned
 
@@ -119,7 +120,6 @@ def _open_local(spec: JobSpec, workers: int | None, quiet: bool) -> Iterator[Any
             kwargs.setdefault("memory_limit", 0)  # RSS here is the driver's, not user code's
         cluster = LocalCluster(n_workers=worker_count(spec, workers), processes=processes,
                                **kwargs)
-    _quiet_inproc_close()
     try:
         with Client(cluster) as owned:
             _STARTED[owned] = "local"
@@ -132,19 +132,20 @@ def _open_local(spec: JobSpec, workers: int | None, quiet: bool) -> Iterator[Any
         cluster.close()
 
 
-class _InprocCloseFilter(logging.Filter):
-    """Drops the traceback distributed logs when an in-process worker's stream closes at
-    shutdown (normal for a cluster closing under its client, and alarming to read)."""
+class _CommClosedFilter(logging.Filter):
+    """Drops the INFO record, with a traceback, that distributed logs whenever a stream between
+    scheduler, workers and client closes. It is normal when daskprs closes its cluster (at the
+    end, or on Ctrl-C and SIGTERM while workers are busy) and alarming to read; a worker lost
+    mid-run is reported by daskprs itself, naming its mini-batches."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.msg == "Batched Comm Closed %r"
-                    and "InProc" in type(record.args[0] if record.args else None).__name__)
+        return record.msg != "Batched Comm Closed %r"
 
 
-def _quiet_inproc_close() -> None:
+def _quiet_comm_close() -> None:
     logger = logging.getLogger("distributed.batched")
-    if not any(isinstance(f, _InprocCloseFilter) for f in logger.filters):
-        logger.addFilter(_InprocCloseFilter())
+    if not any(isinstance(f, _CommClosedFilter) for f in logger.filters):
+        logger.addFilter(_CommClosedFilter())
 
 
 @contextlib.contextmanager

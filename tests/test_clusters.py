@@ -292,6 +292,29 @@ def test_local_dashboard_link_is_printed_and_answers(tmp_path, caplog):
         assert "needs bokeh" not in body
 
 
+def test_stream_close_tracebacks_are_not_logged_for_clusters_daskprs_opens(tmp_path):
+    # distributed logs "Batched Comm Closed" with a traceback whenever a stream closes: seen
+    # when a SLURM cluster closes under SIGTERM; daskprs reports lost workers itself.
+    data = make_files(tmp_path / "data", 1)
+    spec = load_spec(probe_job(data, write_probe(tmp_path / "code")))
+    seen: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger("distributed.batched")
+    logger.addHandler(handler)
+    try:
+        with open_client(spec, workers=1):
+            try:
+                raise OSError("closed")
+            except OSError:
+                logger.info("Batched Comm Closed %r", "<TCP (closed) local=tcp://x>",
+                            exc_info=True)
+            logger.info("another message")
+    finally:
+        logger.removeHandler(handler)
+    assert seen == ["another message"]
+
+
 @pytest.mark.timeout(120)
 def test_slow_init_on_a_late_worker_does_not_loop_on_worker_ttl(tmp_path, marks):
     """A worker joining mid-run runs plugins before its first heartbeat (C1, E2): an init() of
