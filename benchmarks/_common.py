@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import os
 import platform
 import shutil
@@ -332,6 +333,36 @@ def file_hash(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def how_outputs_compare(a: str, b: str, digits: int = 9) -> str:
+    """"identical", or, for outputs of the same lines in the same order whose numbers differ
+    only past ``digits`` significant digits (a CSV parsed by another float parser), says so;
+    else "differs"."""
+    if file_hash(a) == file_hash(b):
+        return "identical"
+    with open(a, encoding="utf-8") as fa, open(b, encoding="utf-8") as fb:
+        for la, lb in itertools.zip_longest(fa, fb):
+            if la == lb:
+                continue
+            if la is None or lb is None or not _close(la.split(), lb.split(), digits):
+                return "differs"
+    return f"differs only past {digits} significant digits (same rows, same order)"
+
+
+def _close(fields_a: list[str], fields_b: list[str], digits: int) -> bool:
+    if len(fields_a) != len(fields_b):
+        return False
+    for x, y in zip(fields_a, fields_b, strict=True):
+        if x == y:
+            continue
+        try:
+            fx, fy = float(x), float(y)
+        except ValueError:
+            return False
+        if abs(fx - fy) > 10.0 ** -digits * max(abs(fx), abs(fy)):
+            return False
+    return True
 
 
 def same_output(a: str, b: str) -> bool:

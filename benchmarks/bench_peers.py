@@ -45,10 +45,9 @@ def compare(bench: str, tmp: str, runs: int, quiet: bool, why: str,
             print(f"RATIO {bench}: {name}/daskprs skipped: ray {why}", flush=True)
             continue
         t = c.median(times[name])
-        same = c.file_hash(out) == c.file_hash(ref_out)
         verdicts.append(c.verdict(bench, f"{name}/daskprs", t / ref,
                                   note=f"{t:.2f} s vs {ref:.2f} s; output "
-                                       f"{'identical' if same else 'differs'}"))
+                                       f"{c.how_outputs_compare(out, ref_out)}"))
     return verdicts
 
 

@@ -42,3 +42,26 @@ def test_run_all_rejects_an_unknown_benchmark():
     )
     assert proc.returncode == 2
     assert "unknown benchmark(s) nope" in proc.stderr
+
+
+def test_outputs_that_differ_only_in_float_digits_are_told_apart_from_real_differences(
+        tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import _common
+    finally:
+        sys.path.pop(0)
+    ref = tmp_path / "ref.txt"
+    ref.write_text("1 -123.6616 0\n2 77.6663 1\n")
+
+    def compare(text):
+        other = tmp_path / "other.txt"
+        other.write_text(text)
+        return _common.how_outputs_compare(str(other), str(ref))
+
+    assert compare("1 -123.6616 0\n2 77.6663 1\n") == "identical"
+    assert compare("1 -123.66159999999999 0\n2 77.66629999999999 1\n").startswith(
+        "differs only past 9 significant digits")
+    assert compare("2 77.6663 1\n1 -123.6616 0\n") == "differs"  # order matters
+    assert compare("1 -123.6617 0\n2 77.6663 1\n") == "differs"  # a real change
+    assert compare("1 -123.6616 0\n") == "differs"  # a row missing
