@@ -198,8 +198,9 @@ def _execute(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | None, qui
     plan_obj: Plan | None = None
     state: State | None = None
     if not spec.partition_keys:
-        # Bad input fails here, before a cluster starts; a fresh run hashes the files meanwhile.
-        plan_obj = build_plan(spec, background=not resume)
+        # Bad input fails here, before a cluster starts. A fresh run on a cluster daskprs
+        # starts hashes the files meanwhile (a caller's client leaves nothing to overlap).
+        plan_obj = build_plan(spec, background=not resume and client is None)
         state = _initial_state(rd, plan_obj, resume=resume, force=force)
         threads = children.thread_workers(spec, workers) if client is None else []
         if threads:

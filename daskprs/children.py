@@ -182,8 +182,6 @@ class ChildProcess:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-
-
 def new_run_id() -> str:
     return uuid.uuid4().hex
 

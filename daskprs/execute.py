@@ -21,6 +21,7 @@ import traceback as tb_module
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -269,7 +270,7 @@ class Driver:
         """The common case, at array speed: every mini-batch of the chunk ran and returned as
         many results as inputs (so the user-code processes formatted the rows: ``res.text``),
         and none was committed before. None: take the general path."""
-        index, _, n_items, _, offset, length = list(zip(*res.rows, strict=True))[:6]
+        index, _, n_items, _, offset, length = islice(zip(*res.rows, strict=True), 6)
         n = len(index)
         if index != tuple(it[0] for it in items):
             return None

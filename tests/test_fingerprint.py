@@ -35,7 +35,7 @@ def test_a_failing_helper_falls_back_to_hashing_here(tmp_path, monkeypatch, brok
     if broken == "no interpreter":
         monkeypatch.setattr(files.sys, "executable", str(tmp_path / "no-python"))
     else:
-        monkeypatch.setattr(files._fingerprint, "__file__", str(tmp_path / "missing.py"))
+        monkeypatch.setattr(files._filehash, "__file__", str(tmp_path / "missing.py"))
     assert fingerprint_files_later(paths)() == fingerprint_files(paths)
 
 

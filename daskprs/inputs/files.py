@@ -10,8 +10,8 @@ import tempfile
 import weakref
 from collections.abc import Callable
 
-from .. import _fingerprint
-from .._fingerprint import fingerprint_files
+from .. import _filehash
+from .._filehash import fingerprint_files
 from ..errors import InputError
 
 _GLOB_CHARS = set("*?[")
@@ -103,7 +103,7 @@ class _Helper:
             f.write(b"\0".join(map(os.fsencode, paths)))
         try:  # a standard-library-only script (-S: no site-packages to set up)
             self.proc = subprocess.Popen(
-                [sys.executable, "-S", _fingerprint.__file__, self.listing],
+                [sys.executable, "-S", _filehash.__file__, self.listing],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         except OSError:
             pass

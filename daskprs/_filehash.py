@@ -1,7 +1,7 @@
 """A hash of a file list: its paths, sizes and modification times (local files only stat'ed).
 
 Standard library only: ``inputs.files`` also runs this file as a helper script
-(``python -S _fingerprint.py LISTING``) to hash a large folder while the driver starts.
+(``python -S _filehash.py LISTING``) to hash a large folder while the driver starts.
 """
 
 from __future__ import annotations
