@@ -5,6 +5,7 @@ Exit codes: 0 succeeded; 1 the job ran and failed; 2 bad usage or input; 130 int
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import traceback
@@ -48,6 +49,18 @@ def _guard(fn: Callable[[], Any], debug: bool) -> Any:
         click.echo(f"internal error: {type(e).__name__}: {e}\n(run again with --debug for the "
                    "traceback, and please report it)", err=True)
         sys.exit(1)
+
+
+def _exit(code: int) -> None:
+    """Exit after a job, leaving the heap to the OS.
+
+    A run leaves distributed, numpy and the plan in memory, and the interpreter's final
+    garbage collections walked all of it: 0.1-0.2 s of every ``daskprs run``. Frozen objects
+    are skipped by those collections; atexit handlers and logging shutdown still run, and
+    everything daskprs writes is closed by then.
+    """
+    gc.freeze()
+    sys.exit(code)
 
 
 WORKERS_HELP = "Dask workers of the local cluster (each runs user code in its own processes)."
@@ -99,7 +112,7 @@ def run(spec: str, overrides: tuple[str, ...], run_dir: str | None, job: str | N
     result = _guard(lambda: api.run(spec, list(overrides), run_dir=run_dir, job=job,
                                     workers=workers, quiet=quiet), debug)
     _report(result, quiet)
-    sys.exit(result.exit_code)
+    _exit(result.exit_code)
 
 
 @main.command()
@@ -116,7 +129,7 @@ def resume(run_dir: str, force: bool, workers: int | None, quiet: bool, debug: b
     result = _guard(lambda: api.resume(run_dir, force=force, workers=workers, quiet=quiet),
                     debug)
     _report(result, quiet)
-    sys.exit(result.exit_code)
+    _exit(result.exit_code)
 
 
 @main.command()

@@ -224,6 +224,31 @@ def test_cli_run_prints_outputs_and_exit_codes(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_cli_leaves_its_heap_to_the_os_but_still_runs_exit_handlers(tmp_path):
+    # After the verdict the CLI freezes the heap, so the interpreter's final collections skip
+    # it; exit handlers registered before the run (here: the first, so it runs last) still run.
+    import subprocess
+    import sys
+
+    data = make_files(tmp_path / "data", 3)
+    spec = tmp_path / "job.yml"
+    spec.write_text(
+        "type: parallel\nname: exit-job\ninputs:\n  data: {type: uri_folder, path: ./data}\n"
+        "outputs:\n  out: {type: uri_file, path: ./result.txt}\n"
+        "input_data: ${{inputs.data}}\nmini_batch_size: '1'\n"
+        f"task:\n  code: {SCRIPTS}\n  entry_script: behave.py\n"
+        "  append_row_to: ${{outputs.out}}\n")
+    code = ("import atexit, gc, sys\n"
+            "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
+            "from daskprs.cli import main\n"
+            f"main(['run', {str(spec)!r}, '--run-dir', {str(tmp_path / 'run')!r}, '-q'])\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "frozen at exit: True", proc.stdout
+    assert read_lines(tmp_path / "result.txt") == sorted(os.listdir(data))
+
+
 def test_local_run_adopts_user_processes_started_before_the_cluster(tmp_path, marks):
     # The embedded cluster's Dask workers are threads of the driver; their user-code
     # processes were started before distributed was imported, and each is used, once.
