@@ -79,7 +79,9 @@ def minibatch_id(index: int, payload: tuple, key: Mapping[str, str] | None = Non
     mini-batches) hash their joined paths with CRC-32; other payloads their repr with SHA-1.
     """
     if payload[0] == "files" and not key:
-        return f"{index:06d}-{zlib.crc32(chr(0).join(payload[1]).encode()):08x}"
+        paths = payload[1]
+        text = paths[0] if len(paths) == 1 else "\0".join(paths)  # a file alone: no join
+        return "%06d-%08x" % (index, zlib.crc32(text.encode()))
     digest = hashlib.sha1(repr((payload, sorted((key or {}).items()))).encode()).hexdigest()
     return f"{index:06d}-{digest[:8]}"
 

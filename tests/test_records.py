@@ -45,3 +45,15 @@ def test_journal_append_rows_writes_one_replayable_line(tmp_path):
     records = list(Journal.replay(path))
     assert records[0]["rows"] == [[1, 1, "ok", 1, 1, 0, 2, "p", "i"]]
     assert records[1] == {"t": "chunk", "part": None, "h": "", "rows": []}
+
+
+def test_minibatch_ids_do_not_change_between_versions():
+    # Journals keep these ids and `resume --force` reuses a mini-batch only if its id is
+    # unchanged, so a faster id must be the same id (values from the first released form).
+    from daskprs.plan import minibatch_id
+
+    assert minibatch_id(7, ("files", ("/d/a.txt",))) == "000007-cbbe7021"
+    assert minibatch_id(1234567, ("files", ("/d/a.txt", "/d/b.txt"))) == "1234567-3d8a1ccc"
+    assert minibatch_id(3, ("files", ())) == "000003-00000000"
+    assert minibatch_id(12, ("range", "/d/t.csv", 0, 100)) == "000012-3e353661"
+    assert minibatch_id(4, ("files", ("/d/a.txt",)), {"store": "1"}) == "000004-08c5fdfe"
