@@ -40,12 +40,13 @@ NEUTRAL_CWD = tempfile.gettempdir()
 
 
 def parse_args(doc: str | None, argv: Sequence[str] | None = None,
-               extra: Callable[[argparse.ArgumentParser], None] | None = None
-               ) -> argparse.Namespace:
+               extra: Callable[[argparse.ArgumentParser], None] | None = None,
+               runs: int = 3) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
     p.add_argument("--smoke", action="store_true",
                    help="small n, one run: checks that the benchmark works, not its speed")
-    p.add_argument("--runs", type=int, default=None, help="runs per contestant (default 3)")
+    p.add_argument("--runs", type=int, default=None,
+                   help=f"runs per contestant (default {runs})")
     p.add_argument("--cache-dir", default=None,
                    help=f"where generated inputs are kept (default ${CACHE_ENV} or "
                         "<tmp>/daskprs-bench-cache)")
@@ -54,7 +55,7 @@ def parse_args(doc: str | None, argv: Sequence[str] | None = None,
         extra(p)
     args = p.parse_args(argv)
     if args.runs is None:
-        args.runs = 1 if args.smoke else 3
+        args.runs = 1 if args.smoke else runs
     return args
 
 

@@ -25,7 +25,7 @@ EXIT_MISSED = 3  # as _common.EXIT_MISSED (not imported: this script stays depen
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="small n, one run each")
-    p.add_argument("--runs", type=int, default=None, help="runs per contestant (default 3)")
+    p.add_argument("--runs", type=int, default=None, help="runs per contestant (default 3; tiny 5)")
     p.add_argument("--cache-dir", default=None, help="where generated inputs are kept")
     p.add_argument("--only", default=None,
                    help=f"comma-separated subset of {','.join(BENCHMARKS)}")
