@@ -194,15 +194,21 @@ def test_plan_of_100k_files_is_fast_and_runs_no_user_code(tmp_path):
     shutil.rmtree(base, ignore_errors=True)
 
 
-def test_cli_run_prints_outputs_and_exit_codes(tmp_path):
-    data = make_files(tmp_path / "data", 4)
+def _cli_spec(tmp_path, name, mini_batch_size, task_extra=""):
+    """A v2 spec file over ./data writing ./result.txt, for runs through the CLI."""
     spec = tmp_path / "job.yml"
     spec.write_text(
-        "type: parallel\nname: cli-job\ninputs:\n  data: {type: uri_folder, path: ./data}\n"
+        f"type: parallel\nname: {name}\ninputs:\n  data: {{type: uri_folder, path: ./data}}\n"
         "outputs:\n  out: {type: uri_file, path: ./result.txt}\n"
-        "input_data: ${{inputs.data}}\nmini_batch_size: '2'\n"
+        f"input_data: ${{{{inputs.data}}}}\nmini_batch_size: '{mini_batch_size}'\n"
         f"task:\n  code: {SCRIPTS}\n  entry_script: behave.py\n"
-        "  append_row_to: ${{outputs.out}}\n  environment: {image: x}\n")
+        "  append_row_to: ${{outputs.out}}\n" + task_extra)
+    return spec
+
+
+def test_cli_run_prints_outputs_and_exit_codes(tmp_path):
+    data = make_files(tmp_path / "data", 4)
+    spec = _cli_spec(tmp_path, "cli-job", "2", "  environment: {image: x}\n")
     proc = cli("run", str(spec), "--run-dir", str(tmp_path / "run"), "--quiet",
                "--set", "max_concurrency_per_instance=1")
     assert proc.returncode == 0, proc.stderr
@@ -231,13 +237,7 @@ def test_cli_leaves_its_heap_to_the_os_but_still_runs_exit_handlers(tmp_path):
     import sys
 
     data = make_files(tmp_path / "data", 3)
-    spec = tmp_path / "job.yml"
-    spec.write_text(
-        "type: parallel\nname: exit-job\ninputs:\n  data: {type: uri_folder, path: ./data}\n"
-        "outputs:\n  out: {type: uri_file, path: ./result.txt}\n"
-        "input_data: ${{inputs.data}}\nmini_batch_size: '1'\n"
-        f"task:\n  code: {SCRIPTS}\n  entry_script: behave.py\n"
-        "  append_row_to: ${{outputs.out}}\n")
+    spec = _cli_spec(tmp_path, "exit-job", "1")
     code = ("import atexit, gc, sys\n"
             "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
             "from daskprs.cli import main\n"
