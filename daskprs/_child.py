@@ -29,6 +29,7 @@ from .plan import minibatch_id
 
 STATUS = struct.Struct("qdq")  # running mini-batch (-1: idle), its start time, stop-after flag
 _RUNNING = struct.Struct("qd")  # the first two fields, set twice per mini-batch
+_STOP = struct.Struct("q")  # the last field, read once per mini-batch
 RESULT_FIELDS = ("index", "status", "items", "succeeded", "rows", "header", "error_type",
                  "message", "traceback", "start", "duration", "bytes_read")
 FLUSH_SECONDS = 0.25
@@ -68,10 +69,10 @@ class StatusFile:
 
     def request_stop(self, flag: bool = True) -> None:
         """Ask the child to end its chunk after the running mini-batch (a soft deadline)."""
-        struct.pack_into("q", self._map, 16, int(flag))
+        _STOP.pack_into(self._map, _RUNNING.size, int(flag))
 
     def stop_requested(self) -> bool:
-        return struct.unpack_from("q", self._map, 16)[0] != 0
+        return _STOP.unpack_from(self._map, _RUNNING.size)[0] != 0
 
     def close(self) -> None:
         try:
