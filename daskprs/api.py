@@ -198,9 +198,9 @@ def _execute(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | None, qui
     plan_obj: Plan | None = None
     state: State | None = None
     if not spec.partition_keys:
-        # Bad input fails here, before a cluster starts. A fresh run on a cluster daskprs
-        # starts hashes the files meanwhile (a caller's client leaves nothing to overlap).
-        plan_obj = build_plan(spec, background=not resume and client is None)
+        # Bad input fails here, before a cluster starts. A fresh run hashes a large file
+        # list in the background and records the hash when ready; a resume needs it first.
+        plan_obj = build_plan(spec, background=not resume)
         state = _initial_state(rd, plan_obj, resume=resume, force=force)
         threads = children.thread_workers(spec, workers) if client is None else []
         if threads:
@@ -221,7 +221,7 @@ def _execute(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | None, qui
                 rd.write_job(spec.to_dict(), {
                     "daskprs_job": spec.name, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                        time.gmtime()),
-                    "fingerprint": plan_obj.fingerprint, "mini_batches": len(plan_obj),
+                    "mini_batches": len(plan_obj),
                     "outputs": dict(bound.output_paths), "argv": list(bound.argv),
                 })
             for name, path in bound.output_paths.items():
@@ -254,7 +254,17 @@ def _initial_state(rd: RunDir, plan_obj: Plan, *, resume: bool, force: bool) -> 
     state, first = load_state(rd, len(plan_obj), plan_obj)
     if first is None:
         return state
-    if first.get("fingerprint") != plan_obj.fingerprint:
+    if not first.get("fingerprint"):
+        if not force:
+            raise ResumeError(
+                "the run was stopped before it finished hashing its input files (the plan "
+                "fingerprint that tells whether they changed), so resuming could mix outputs of "
+                "different data. Start a new run, or resume with --force to reuse the "
+                "mini-batches whose files are unchanged by name."
+            )
+        log.warning("the run recorded no input fingerprint; reusing only mini-batches whose "
+                    "files are unchanged by name (--force)")
+    elif first["fingerprint"] != plan_obj.fingerprint:
         if not force:
             raise ResumeError(
                 f"the inputs changed since this run started (plan fingerprint "

@@ -365,8 +365,12 @@ class Driver:
         done_before = self.outcome.reused
         journal = Journal(self.run_dir.journal)
         report = ReportCSV(self.run_dir.report_csv)
-        journal.append({"t": "start", "run_id": self.run_id, "fingerprint": self.plan.fingerprint,
-                        "n": len(self.plan), "time": time.time(), "reused": done_before})
+        start_record = {"t": "start", "run_id": self.run_id, "n": len(self.plan),
+                        "time": time.time(), "reused": done_before}
+        fingerprint_due = not self.plan.fingerprint_ready  # a large input still being hashed
+        if not fingerprint_due:
+            start_record["fingerprint"] = self.plan.fingerprint
+        journal.append(start_record)
         progress = _Progress(len(self.plan), done_before, self.quiet)
         last_progress = time.monotonic()
         first_result = False
@@ -406,6 +410,9 @@ class Driver:
                               "(progress_update_timeout)")
                 if reason:
                     self._stop("failed", reason)
+                if fingerprint_due and self.plan.fingerprint_ready:
+                    self._record_fingerprint(journal)
+                    fingerprint_due = False
                 if now - last_overview > 10:
                     last_overview = now
                     self._write_overview(now - start)
@@ -418,12 +425,28 @@ class Driver:
             report.close()
         if self.outcome.status == "running":
             self.outcome.status = "succeeded"
+        if fingerprint_due and (self.outcome.status != "interrupted"
+                                or self.plan.fingerprint_ready):
+            self._record_fingerprint(journal)  # waits for it, unless Ctrl-C was pressed
         journal.append({"t": "end", "status": self.outcome.status, "reason": self.outcome.reason,
                         "time": time.time()})
         journal.close()
         self.outcome.elapsed = time.monotonic() - start
         self._write_overview(self.outcome.elapsed)
         return self.outcome
+
+    def _record_fingerprint(self, journal: Journal) -> None:
+        """The input's fingerprint, hashed while the run went on, for resume to check."""
+        if not self.plan.fingerprint_ready and not self.quiet:
+            log.info("waiting for the hash of the %d input files (resume checks it)",
+                     self.plan.total_items)
+        try:
+            fingerprint = self.plan.fingerprint
+        except Exception:  # noqa: BLE001 - the work is done; only resume's check is lost
+            log.warning("could not hash the input files; a resume of this run will need "
+                        "--force", exc_info=True)
+            return
+        journal.append({"t": "fingerprint", "fingerprint": fingerprint})
 
     def _stop(self, status: str, reason: str) -> None:
         """Stop submitting and abort the run's processes on every worker.

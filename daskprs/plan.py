@@ -11,7 +11,10 @@ import hashlib
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # not imported at run time: user-code processes load this module
+    from concurrent.futures import Future
 
 # Payload kinds (first element of MiniBatch.payload):
 #   ("files", (path, ...))                          file list: run() gets the paths
@@ -99,7 +102,7 @@ class Plan(Sequence[MiniBatch]):
         reader: Reader,
         count: int,
         make: Callable[[int], MiniBatch],
-        fingerprint: str | Callable[[], str],
+        fingerprint: str | Future[str],
         total_items: int,
         unit: str,
         source: str,
@@ -122,9 +125,15 @@ class Plan(Sequence[MiniBatch]):
     def fingerprint(self) -> str:
         """A hash of the input files (paths, sizes, times) and of how they are split: a resume
         refuses a changed input. May be computed in the background (waited for here)."""
-        if callable(self._fingerprint):
-            self._fingerprint = self._fingerprint()
+        if not isinstance(self._fingerprint, str):
+            self._fingerprint = self._fingerprint.result()
         return self._fingerprint
+
+    @property
+    def fingerprint_ready(self) -> bool:
+        """Whether ``fingerprint`` returns without waiting (a fresh run over many files
+        starts before their hash is done and records it when it is)."""
+        return isinstance(self._fingerprint, str) or self._fingerprint.done()
 
     def work(self, index: int) -> tuple:
         """``(id, payload, partition_key_value)`` of a mini-batch, without building a MiniBatch

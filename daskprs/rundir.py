@@ -215,6 +215,8 @@ class ReportCSV:
 def load_state(run_dir: RunDir, n: int, plan: Any = None) -> tuple[State, dict[str, Any] | None]:
     """Rebuild committed state from the journal; returns (state, the first start record).
 
+    The start record's ``fingerprint`` is filled in from the first ``fingerprint`` record
+    when the run started before its input was hashed (None if it stopped before that).
     With ``plan``, a committed row is reused only if its mini-batch id still matches.
     """
     state = State(n)
@@ -223,6 +225,8 @@ def load_state(run_dir: RunDir, n: int, plan: Any = None) -> tuple[State, dict[s
         kind = rec.get("t")
         if kind == "start" and first is None:
             first = rec
+        elif kind == "fingerprint" and first is not None and not first.get("fingerprint"):
+            first["fingerprint"] = rec["fingerprint"]
         elif kind == "chunk":
             if rec.get("h") and not state.header:
                 state.header = rec["h"].encode("utf-8")

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, SpecError
 from ..plan import MiniBatch, Plan, Reader, minibatch_id
 from ..spec import DEFAULT_FILE_MINI_BATCH, DEFAULT_TABULAR_MINI_BATCH, JobSpec, parse_size
 from .files import fingerprint_files, fingerprint_files_later, is_url, list_files
+
+if TYPE_CHECKING:  # user-code processes import this package: keep it light
+    from concurrent.futures import Future
 
 TABULAR_EXTENSIONS = {
     ".csv": "delimited", ".tsv": "delimited", ".txt": "delimited",
@@ -30,8 +32,8 @@ def build_plan(spec: JobSpec, *, staging_dir: str | None = None, client: Any = N
 
     ``staging_dir`` and ``client`` are used only when ``partition_keys`` need a flat table
     shuffled into key groups first (done on the cluster, never in the driver's memory).
-    ``background``: a large file list is fingerprinted by a helper process, and
-    ``plan.fingerprint`` waits for it when first read (a fresh run needs it only later).
+    ``background``: a large file list is fingerprinted by a helper process while the run
+    goes on (``plan.fingerprint_ready``; ``plan.fingerprint`` waits for it).
     """
     inp = spec.data_input
     what = f"inputs.{inp.name}"
@@ -95,7 +97,7 @@ def _file_plan(paths: list[str], reader: Reader, spec: JobSpec, source: str, wha
 
 
 def _fingerprint(paths: list[str], reader: Reader, spec: JobSpec,
-                 background: bool = False) -> str | Callable[[], str]:
+                 background: bool = False) -> str | Future[str]:
     settings = repr((reader.format, sorted(reader.options.items()), reader.transforms,
                      reader.partition_format, spec.mini_batch_size, spec.partition_keys))
 
@@ -104,8 +106,7 @@ def _fingerprint(paths: list[str], reader: Reader, spec: JobSpec,
 
     if not background:
         return combine(fingerprint_files(paths))
-    files_hash = fingerprint_files_later(paths)
-    return lambda: combine(files_hash())
+    return fingerprint_files_later(paths, then=combine)
 
 
 def _resolve(kind: str, path: str | None, what: str) -> tuple[Reader, list[str], str]:

@@ -7,15 +7,21 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import weakref
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .. import _filehash
 from .._filehash import fingerprint_files
 from ..errors import InputError
 
+if TYPE_CHECKING:  # user-code processes import this module: keep it light
+    from concurrent.futures import Future
+
 _GLOB_CHARS = set("*?[")
 BACKGROUND_MIN_FILES = 5_000  # below this a helper process costs more than it saves
+LISTING_SLICE = 10_000  # paths encoded at a time for the helper
 
 
 def is_url(path: str) -> bool:
@@ -78,17 +84,31 @@ def _list_url(url: str, what: str) -> list[str]:
     return sorted(p if "://" in p else f"{protocol}://{p}" for p in found)
 
 
-def fingerprint_files_later(paths: list[str]) -> Callable[[], str]:
-    """``fingerprint_files(paths)``, hashed by a helper process while the caller goes on.
+def fingerprint_files_later(paths: list[str],
+                            then: Callable[[str], str] = str) -> Future[str]:
+    """``then(fingerprint_files(paths))``, hashed by a helper process while the caller goes on.
 
-    A ``stat`` per file (a few microseconds each) is most of the time it takes to plan a large
-    local folder; in a helper it overlaps the driver's import of distributed and the start of
-    the cluster. Returns a function that waits for the hash (computed here if the helper fails).
+    A ``stat`` per file (4 us each on a local disk here, far more on a network file system)
+    is most of the time it takes to plan a large folder. The run does not wait for it: the
+    driver records the fingerprint in the journal once it is ready (``execute``). Falls back to
+    hashing in this process (in the waiting thread) if the helper fails.
     """
+    from concurrent.futures import Future
+
+    future: Future[str] = Future()
     if len(paths) < BACKGROUND_MIN_FILES or is_url(paths[0]):
-        fingerprint = fingerprint_files(paths)
-        return lambda: fingerprint
-    return _Helper(paths)
+        future.set_result(then(fingerprint_files(paths)))
+        return future
+    helper = _Helper(paths)
+
+    def wait() -> None:
+        try:
+            future.set_result(then(helper()))
+        except BaseException as e:  # noqa: BLE001 - handed to whoever reads the result
+            future.set_exception(e)
+
+    threading.Thread(target=wait, name="daskprs-fingerprint", daemon=True).start()
+    return future
 
 
 class _Helper:
@@ -100,7 +120,10 @@ class _Helper:
         self.proc: subprocess.Popen | None = None
         fd, self.listing = tempfile.mkstemp(prefix="daskprs-paths-")
         with os.fdopen(fd, "wb") as f:
-            f.write(os.fsencode("\0".join(paths)))  # one call: 1 us a path as a map
+            # NUL-separated, a slice at a time: joining a million paths at once would hold
+            # two more copies of them (text and bytes) at the driver's peak.
+            for i in range(0, len(paths), LISTING_SLICE):
+                f.write(os.fsencode(("\0" if i else "") + "\0".join(paths[i:i + LISTING_SLICE])))
         try:  # a standard-library-only script (-S: no site-packages to set up)
             self.proc = subprocess.Popen(
                 [sys.executable, "-S", _filehash.__file__, self.listing],
