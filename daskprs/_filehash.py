@@ -7,11 +7,13 @@ Standard library only: ``inputs.files`` also runs this file as a helper script
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import sys
+from collections.abc import Iterable, Iterator  # 3 ms; typing would be 13
 
 
-def fingerprint_files(paths: list[str]) -> str:
+def fingerprint_files(paths: Iterable[str]) -> str:
     """SHA-1 hex digest over each path with its size and mtime (URLs: the path only)."""
     h = hashlib.sha1()
     for p in paths:
@@ -29,8 +31,17 @@ def fingerprint_files(paths: list[str]) -> str:
 def main(listing: str) -> None:
     """Hash the NUL-separated paths in the file ``listing``; print the hex digest."""
     with open(listing, "rb") as f:
-        paths = [os.fsdecode(p) for p in f.read().split(b"\0")]
-    print(fingerprint_files(paths))
+        print(fingerprint_files(_read_paths(f)))
+
+
+def _read_paths(f: io.BufferedIOBase, block: int = 1 << 20) -> Iterator[str]:
+    """The listing's paths, a block at a time: a million paths held at once as bytes and
+    then as text would triple this process's memory."""
+    rest = b""
+    while data := f.read(block):
+        *paths, rest = (rest + data).split(b"\0")
+        yield from map(os.fsdecode, paths)
+    yield os.fsdecode(rest)
 
 
 if __name__ == "__main__":

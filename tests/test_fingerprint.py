@@ -1,6 +1,7 @@
 """Plan fingerprints: hashed in a helper process for large file lists, identical to inline,
 and never waited for before a fresh run starts (recorded in the journal when ready)."""
 
+import io
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import pytest
 from conftest import cli, file_job, make_files, read_lines
 
 import daskprs
+from daskprs import _filehash
 from daskprs.api import load
 from daskprs.inputs import build_plan, files
 from daskprs.inputs.files import fingerprint_files, fingerprint_files_later
@@ -56,6 +58,13 @@ def test_helper_hashes_exactly_what_the_driver_would(tmp_path, monkeypatch):
     assert not os.path.exists(helper.listing)  # its temporary path list is gone
     monkeypatch.setattr(files, "BACKGROUND_MIN_FILES", 1)
     assert fingerprint_files_later(paths, then=str.upper).result() == helper().upper()
+
+
+@pytest.mark.parametrize("block", [1, 3, 64, 1 << 20])
+def test_the_helper_reads_its_listing_block_by_block(block):
+    paths = ["/data/a.txt", "/data/é ü/b c.txt", "/x", "/data/" + "n" * 100 + ".bin"]
+    listing = io.BytesIO(os.fsencode("\0".join(paths)))
+    assert list(_filehash._read_paths(listing, block)) == paths
 
 
 @pytest.mark.parametrize("broken", ["no interpreter", "script fails"])
