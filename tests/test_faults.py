@@ -70,6 +70,37 @@ def test_always_hanging_minibatch_fails_with_reason_timeout_after_its_tries(tmp_
     assert lines == ["f00002.txt", "f00003.txt", "f00004.txt", "f00005.txt"]
 
 
+def test_the_running_mini_batch_is_never_read_half_written(tmp_path):
+    """The worker reads which mini-batch runs, and since when, from a file its user-code
+    process rewrites twice per mini-batch. A read caught mid-write once paired a new index
+    with the idle start (0.0), and a healthy run() was killed as 'timed out' 14 s into a
+    run with a 600 s timeout. A real writer process in a tight loop, read here for 1.5 s."""
+    from daskprs._child import StatusFile
+
+    path = str(tmp_path / "status")
+    StatusFile(path, create=True)
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from daskprs._child import StatusFile\n"
+        "s, i, end = StatusFile(sys.argv[1]), 0, time.time() + 30\n"
+        "while time.time() < end:\n"
+        "    s.set(i, time.time()); s.set(-1, 0.0); i += 1\n"), path])
+    try:
+        status, stale, reads, running = StatusFile(path), 0, 0, 0
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            index, started = status.get()
+            reads += 1
+            if index >= 0:
+                running += 1
+                stale += time.time() - started > 1.0  # it started microseconds ago
+    finally:
+        writer.kill()
+        writer.wait()
+    assert running > 1000, (reads, running)  # the writer really was writing
+    assert stale == 0, f"{stale} of {reads} reads saw a start time that was not written"
+
+
 def _user_processes(root):
     return [p for p in root.children(recursive=True)
             if "daskprs._child" in " ".join(p.cmdline())]
