@@ -254,6 +254,11 @@ def _initial_state(rd: RunDir, plan_obj: Plan, *, resume: bool, force: bool) -> 
     state, first = load_state(rd, len(plan_obj), plan_obj)
     if first is None:
         return state
+    if not (state.status == OK).all():
+        lost = state.forget_missing_parts(rd.parts)
+        if lost:
+            log.warning("%d committed mini-batches lost their output part files (%s); "
+                        "they run again", lost, rd.parts)
     if not first.get("fingerprint"):
         if not force:
             raise ResumeError(
@@ -280,9 +285,13 @@ def _finish(spec: JobSpec, rd: RunDir, plan_obj: Plan, state: State, outcome: An
             bound: BoundJob, elapsed: float) -> RunResult:
     from .outputs import merge_append_row
 
-    if bound.append_row_file:
-        merge_append_row(state, rd.parts, bound.append_row_file, spec.append_row.dataframe_header)
     committed = int((state.status == OK).sum())
+    # A resume of a run that had finished everything runs nothing: its output is final and
+    # its part files are gone (deleted below once all were merged): nothing to merge again.
+    finished_before = outcome.reused == len(plan_obj) and not all(
+        os.path.isfile(os.path.join(rd.parts, name)) for name in state.parts)
+    if bound.append_row_file and not finished_before:
+        merge_append_row(state, rd.parts, bound.append_row_file, spec.append_row.dataframe_header)
     counts = {
         "mini_batches": len(plan_obj), "succeeded": committed, "failed": outcome.failed,
         "not_run": len(plan_obj) - committed - outcome.failed, "reused": outcome.reused,
@@ -298,8 +307,8 @@ def _finish(spec: JobSpec, rd: RunDir, plan_obj: Plan, state: State, outcome: An
         header_row=spec.append_row.dataframe_header,
     )
     _write_reports(spec, rd, result, outcome)
-    if result.ok and os.path.isdir(rd.parts):
-        shutil.rmtree(rd.parts, ignore_errors=True)  # merged: nothing left to resume
+    if committed == len(plan_obj) and os.path.isdir(rd.parts):
+        shutil.rmtree(rd.parts, ignore_errors=True)  # all merged: nothing left to resume
     return result
 
 
@@ -330,7 +339,7 @@ def _write_reports(spec: JobSpec, rd: RunDir, result: RunResult, outcome: Any) -
         lines.append(f"Output {name}: {path}")
     if result.append_row_file:
         lines.append(f"append_row file: {result.append_row_file}")
-    if not result.ok:
+    if not result.ok or c["failed"]:
         lines.append("Details: logs/job_error.txt, failed_mini-batches.jsonl, "
                      "logs/sys/job_report/processed_mini-batches.csv, logs/user/stdout/.")
         lines.append(f"Resume (reruns only failed and unprocessed mini-batches): "

@@ -91,7 +91,7 @@ def _report(result: Any, quiet: bool) -> None:
         if path != result.append_row_file and not quiet:
             click.echo(f"output {name}: {path}")
     click.echo(f"run dir: {result.run_dir}  (logs/job_result.txt)")
-    if result.status != "succeeded":
+    if result.status != "succeeded" or c["failed"]:  # failures within the thresholds too
         click.echo(f"resume: daskprs resume {result.run_dir}")
 
 

@@ -126,6 +126,20 @@ class State:
             self.length[index] = length
         return True
 
+    def forget_missing_parts(self, parts_dir: str) -> int:
+        """Un-commit mini-batches whose output part file is gone, so a resume redoes them
+        instead of failing at the merge; returns how many. (A finished run deletes its
+        parts once every mini-batch succeeded: that run has nothing left to resume.)"""
+        missing = [i for i, name in enumerate(self.parts)
+                   if not os.path.isfile(os.path.join(parts_dir, name))]
+        if not missing:
+            return 0
+        lost = np.isin(self.part, missing) & (self.status == OK)
+        self.status[lost] = 0
+        self.part[lost] = -1
+        self.length[lost] = 0
+        return int(lost.sum())
+
     def commit_many(self, indices: np.ndarray, attempts: list[int], part: str | None,
                     offsets: list[int], lengths: list[int]) -> bool:
         """Commit mini-batches that all succeeded in one chunk, at array speed.

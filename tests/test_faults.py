@@ -321,6 +321,52 @@ def test_resume_after_failure_reruns_only_failed(tmp_path, marks):
     assert read_lines(run_dir / "outputs/out/parallel_run_step.txt") == sorted(os.listdir(data))
 
 
+def test_resume_after_a_success_with_tolerated_failures_redoes_only_those(tmp_path):
+    """Failures within the thresholds end SUCCEEDED; the run must stay resumable (its part
+    files kept), and resuming a run with nothing left to do changes nothing."""
+    data = make_files(tmp_path / "data", 12)
+    once = tmp_path / "once"
+    once.mkdir()
+    spec = _spec_file(tmp_path, data, f"--mode raise --trigger f00003.txt,f00008.txt "
+                      f"--once {once}", mini_batch_size="2")
+    run_dir = tmp_path / "run"
+    out = run_dir / "outputs/out/parallel_run_step.txt"
+    first = cli("run", str(spec), "--run-dir", str(run_dir), "-q", "--set",
+                "retry_settings.max_retries=0", "--set", "mini_batch_error_threshold=-1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "SUCCEEDED: 4/6" in first.stdout and f"daskprs resume {run_dir}" in first.stdout
+    assert len(read_lines(out)) == 8
+    resumed = cli("resume", str(run_dir), "-q")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "SUCCEEDED: 6/6" in resumed.stdout and "resume:" not in resumed.stdout
+    assert read_lines(out) == sorted(os.listdir(data))
+    assert not (run_dir / "parts").exists()  # all merged: nothing left to resume
+    again = cli("resume", str(run_dir), "-q")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "SUCCEEDED: 6/6" in again.stdout
+    assert read_lines(out) == sorted(os.listdir(data))
+    assert not [p for p in os.listdir(out.parent) if p != out.name]  # no half-merged file
+
+
+def test_resume_redoes_mini_batches_whose_part_files_are_gone(tmp_path):
+    data = make_files(tmp_path / "data", 10)
+    spec = _spec_file(tmp_path, data, "--mode raise --trigger f00009.txt")
+    run_dir = tmp_path / "run"
+    first = cli("run", str(spec), "--run-dir", str(run_dir), "-q", "--set",
+                "retry_settings.max_retries=0", "--set", "mini_batch_error_threshold=0")
+    assert first.returncode == 1, first.stdout + first.stderr
+    parts = sorted((run_dir / "parts").iterdir())
+    assert parts
+    parts[0].unlink()  # lost (deleted by hand, or by an older daskprs)
+    spec.write_text(spec.read_text().replace("--mode raise", "--mode echo"))
+    (run_dir / "job.yaml").write_text(
+        (run_dir / "job.yaml").read_text().replace("--mode raise", "--mode echo"))
+    resumed = cli("resume", str(run_dir), "-q")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "lost their output part files" in resumed.stderr
+    assert read_lines(run_dir / "outputs/out/parallel_run_step.txt") == sorted(os.listdir(data))
+
+
 def _committed_before_resume(run_dir, data, _):
     # Everything but what the resume processed had been committed by the first attempt.
     starts = [i for i, line in enumerate(read_lines(run_dir / "journal.jsonl"))

@@ -42,6 +42,17 @@ def merge_append_row(state: State, parts_dir: str, target: str, header: bool) ->
     """Write the final output file; returns the number of bytes of rows written."""
     os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
     tmp = f"{target}.daskprs-tmp"
+    try:
+        written = _merge(state, parts_dir, tmp, header)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)  # never leave a half-merged file beside the user's output
+        raise
+    os.replace(tmp, target)
+    return written
+
+
+def _merge(state: State, parts_dir: str, tmp: str, header: bool) -> int:
     written = 0
     with open(tmp, "wb", buffering=0) as out:
         if header and state.header:
@@ -58,7 +69,6 @@ def merge_append_row(state: State, parts_dir: str, target: str, header: bool) ->
             written += length
         if handle:
             handle.close()
-    os.replace(tmp, target)
     return written
 
 
