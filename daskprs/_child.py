@@ -72,12 +72,19 @@ class StatusFile:
         run() killed as timed out 14 s into a 600 s timeout). Reads are repeated until two
         agree, and an index still without its start counts as starting now.
         """
-        now = _RUNNING.unpack_from(self._map, 0)
-        while (again := _RUNNING.unpack_from(self._map, 0)) != now:
-            now = again
+        try:
+            now = _RUNNING.unpack_from(self._map, 0)
+            while (again := _RUNNING.unpack_from(self._map, 0)) != now:
+                now = again
+        except ValueError:  # closed: the process was killed (the run is being stopped)
+            return -1, 0.0
         if now[0] >= 0 and now[1] == 0.0:
             return now[0], time.time()
         return now
+
+    @property
+    def closed(self) -> bool:
+        return self._map.closed
 
     def request_stop(self, flag: bool = True) -> None:
         """Ask the child to end its chunk after the running mini-batch (a soft deadline)."""

@@ -174,6 +174,9 @@ def _execute(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | None, qui
     from .entry_script import check_entry_script
     from .inputs import build_plan
 
+    if workers is not None and workers < 1:
+        raise SpecError(f"workers={workers}: give at least 1 (or leave it out for the spec's "
+                        "own count).")
     check_entry_script(spec.task.entry_path)
     rd.create()
     bound = bind(spec, rd.path)

@@ -104,9 +104,15 @@ class ChildProcess:
             if not asked_stop and time.time() > soft_deadline:
                 self.status.request_stop()
                 asked_stop = True
+            if self.status.closed or self.conn.closed:  # killed by abort() from another thread
+                return rows, False, None
             index, started = self.status.get()
             wait = max(0.0, started + timeout - time.time()) if index >= 0 else 0.5
-            if self.conn.poll(min(wait, 0.5) + 0.001):
+            try:
+                ready = self.conn.poll(min(wait, 0.5) + 0.001)
+            except OSError:  # closed by abort() while waiting
+                return rows, False, None
+            if ready:
                 try:
                     kind, batch, batch_text = self.conn.recv()
                 except (EOFError, OSError):

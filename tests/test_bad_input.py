@@ -62,6 +62,7 @@ CASES = [
     ("not a mapping", "- type: parallel\n", [], {}, ["must be a YAML mapping", "got list"]),
     ("not parallel", GOOD.replace("type: parallel", "type: command"), [], {},
      ["type: 'command' is not a parallel job"]),
+    ("no workers", GOOD, ["--workers", "0"], {}, ["workers=0: give at least 1"]),
     ("negative stall timeout", GOOD.replace("  append_row_to", "  program_arguments: "
      "--progress_update_timeout -1\n  append_row_to"), [], {},
      ["progress_update_timeout: must be a positive number"]),
