@@ -156,7 +156,8 @@ def resume(run_dir: str | os.PathLike, *, force: bool = False, client: Any = Non
     """Rerun only the failed and unprocessed mini-batches of a run; reuse what succeeded.
 
     Refuses (``ResumeError``) if the inputs changed since the run, unless ``force``: then
-    mini-batches whose id (index + content hash) is unchanged are still reused.
+    mini-batches whose id is unchanged (index plus a hash of the paths or byte range they
+    cover; an edit inside a file is not seen) are still reused.
     """
     rd = RunDir(os.fspath(run_dir))
     meta = rd.read_job()
@@ -278,7 +279,7 @@ def _initial_state(rd: RunDir, plan_obj: Plan, *, resume: bool, force: bool) -> 
                 f"the inputs changed since this run started (plan fingerprint "
                 f"{first.get('fingerprint', '?')[:12]} -> {plan_obj.fingerprint[:12]}): resuming "
                 f"would mix outputs of different data. Start a new run, or resume with --force "
-                "to reuse the mini-batches whose content is unchanged."
+                "to reuse the mini-batches that cover the same files or byte ranges as before."
             )
         log.warning("inputs changed since the run; reusing only unchanged mini-batches (--force)")
     return state

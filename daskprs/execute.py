@@ -120,6 +120,7 @@ class Driver:
         self.chunk_seq = 0
         self._workers_cache: tuple[float, set[str]] = (0.0, set())
         self._slots_cache = 1
+        self._rows_per_byte = (0, 0)  # tables: rows loaded, and planned bytes they came from
 
     # -- submission -----------------------------------------------------------------------
     def _slots(self) -> int:
@@ -206,6 +207,12 @@ class Driver:
         elif res.rows:
             self.ok_workers.add(res.worker)
             self.bad_workers.pop(res.worker, None)
+        if self.plan.reader.tabular:  # a few chunks of megabytes: a loop is fine
+            rows, planned = self._rows_per_byte
+            for row in res.rows:
+                if row[2]:  # rows it loaded (also when run() then raised)
+                    rows, planned = rows + row[2], planned + self.plan[row[0]].items
+            self._rows_per_byte = (rows, planned)
         if res.text is not None and len(res.rows) == len(items):
             finished = self._commit_all_ok(items, res, journal, report)
             if finished is not None:
@@ -249,7 +256,7 @@ class Driver:
                 self.outcome.retries += 1
                 self.retry.append((index, attempt + 1, status in ("crashed", "timeout")))
             else:
-                failed_items = n_items or self.plan[index].items
+                failed_items = n_items or self._items_of(index)
                 self.budget.record_final_failure(failed_items)
                 self.outcome.failed += 1
                 self.outcome.items += failed_items
@@ -307,7 +314,8 @@ class Driver:
         index, mb_id, attempt, payload, key = items[0]
         mb_id = mb_id or minibatch_id(index, payload, key)
         msg = f"the worker running it was lost ({name}: {error})"
-        report.write([mb_id, index, attempt, "lost", self.plan[index].items, 0, 0, "", "",
+        items = self._items_of(index)
+        report.write([mb_id, index, attempt, "lost", items, 0, 0, "", "",
                       "", "", 0, msg])
         self.outcome.attempts += 1
         self.state.attempts[index] = attempt
@@ -315,12 +323,23 @@ class Driver:
             self.outcome.retries += 1
             self.retry.append((index, attempt + 1, True))
             return 0
-        self.budget.record_final_failure(self.plan[index].items)
+        self.budget.record_final_failure(items)
         self.outcome.failed += 1
-        self.outcome.items_failed += self.plan[index].items
+        self.outcome.items_failed += items
         self._failure(index, mb_id, payload, key, attempt, "", "WorkerLost", msg, "",
                       status="lost")
         return 1
+
+    def _items_of(self, index: int) -> int:
+        """Items of a mini-batch that never reported its own (crashed, timed out, lost), as
+        ``error_threshold`` counts them: its files, or for a table its rows, estimated from
+        its planned bytes at the rows per planned byte of the table's other mini-batches
+        (never its byte count: one lost mini-batch must not weigh a million items)."""
+        planned = self.plan[index].items
+        if not self.plan.reader.tabular:
+            return planned
+        rows, nbytes = self._rows_per_byte
+        return max(1, round(planned * rows / nbytes)) if nbytes else 1  # none seen yet: 1
 
     def _failure(self, index: int, mb_id: str, payload: tuple, key: Any, attempt: int,
                  worker: str, etype: str | None, msg: str | None, tb: str | None,

@@ -78,8 +78,9 @@ def payload_paths(payload: tuple) -> list[str]:
 
 def minibatch_id(index: int, payload: tuple, key: Mapping[str, str] | None = None) -> str:
     """``<index>-<8 hex digits of what it covers>``: stable across runs, so resume can tell a
-    mini-batch whose content changed. File lists (the hot path: one per file for small
-    mini-batches) hash their joined paths with CRC-32; other payloads their repr with SHA-1.
+    mini-batch that covers other files or bytes (not an edit inside a file). File lists (the
+    hot path: one per file for small mini-batches) hash their joined paths with CRC-32; other
+    payloads their repr with SHA-1.
     """
     if payload[0] == "files" and not key:
         paths = payload[1]

@@ -71,6 +71,21 @@ def test_20mb_of_csv_by_1mb_reads_each_byte_once(two_csvs, tmp_path):
     assert result.to_pandas().shape == (380_000, 2)
 
 
+def test_a_crashed_table_mini_batch_counts_rows_not_bytes(two_csvs, tmp_path):
+    """error_threshold counts items: for a table, rows. A mini-batch whose process died
+    reported none, so its rows are estimated (about 19,000 here), never its ~1 MB of bytes."""
+    job = tab_job(two_csvs, error_threshold=50_000, retry_settings={"max_retries": 0})
+    job["task"]["program_arguments"] = "--crash-on-id 100000"  # mid-table: rows were seen
+    result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True)
+    assert result.ok, result.reason
+    assert result.counts["failed"] == 1
+    rows = result.counts["items_failed"]
+    assert 10_000 < rows < 30_000, rows
+    assert result.counts["items_succeeded"] + rows == pytest.approx(380_000, rel=0.05)
+    (failure,) = result.failures
+    assert failure["error_type"] == "WorkerProcessDied"
+
+
 def _peak_rss_while(proc, stop):
     peak = 0
     while not stop.is_set():

@@ -10,6 +10,7 @@ def init():
     global args
     p = argparse.ArgumentParser()
     p.add_argument("--marks", default=None)
+    p.add_argument("--crash-on-id", type=int, default=None)  # the process dies (os._exit)
     args, _ = p.parse_known_args()
 
 
@@ -21,6 +22,8 @@ def run(mini_batch, mini_batch_context=None):
     if mini_batch_context is not None and mini_batch_context.partition_key_value:
         key = mini_batch_context.partition_key_value
         return [f"{key['store']}-{key['brand']}:{len(mini_batch)}:{mini_batch['qty'].sum()}"]
+    if args.crash_on_id is not None and (mini_batch["id"] == args.crash_on_id).any():
+        os._exit(3)
     out = mini_batch[["id"]].copy()
     out["double"] = mini_batch["x"] * 2
     return out
