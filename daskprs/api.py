@@ -168,18 +168,26 @@ def resume(run_dir: str | os.PathLike, *, force: bool = False, client: Any = Non
 
 def _execute(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | None, quiet: bool,
              resume: bool, force: bool = False) -> RunResult:
-    # distributed is imported only once the user-code processes of an in-process local
-    # cluster are starting (``children.prestart``): both take a good part of a second.
-    from . import children
-    from ._child import ChildConfig
     from .entry_script import check_entry_script
-    from .inputs import build_plan
 
     if workers is not None and workers < 1:
         raise SpecError(f"workers={workers}: give at least 1 (or leave it out for the spec's "
                         "own count).")
     check_entry_script(spec.task.entry_path)
     rd.create()
+    with rd.locked():
+        return _execute_locked(spec, rd, client=client, workers=workers, quiet=quiet,
+                               resume=resume, force=force)
+
+
+def _execute_locked(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | None,
+                    quiet: bool, resume: bool, force: bool) -> RunResult:
+    # distributed is imported only once the user-code processes of an in-process local
+    # cluster are starting (``children.prestart``): both take a good part of a second.
+    from . import children
+    from ._child import ChildConfig
+    from .inputs import build_plan
+
     bound = bind(spec, rd.path)
     if spec.pre_steps:  # pipeline command steps write the data input: run them, then plan
         from .commands import run_steps

@@ -10,6 +10,7 @@ A row is ``[index, attempt, status, items, succeeded, offset, length, process, i
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -67,6 +68,24 @@ class RunDir:
     def create(self) -> None:
         for sub in ("logs/sys/job_report", "logs/user", "parts", "outputs"):
             os.makedirs(self / sub, exist_ok=True)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the run directory while a run or resume uses it: two drivers committing to
+        one journal would both run the remaining work and race on its part files."""
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            yield
+            return
+        with open(self / ".lock", "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise ResumeError(f"{self.path} is in use by another daskprs run or resume; "
+                                  "wait for it to end (daskprs status shows its progress)."
+                                  ) from None
+            yield  # closing the file releases the lock (as does the process's death)
 
     def write_job(self, spec_dict: dict[str, Any], extra: dict[str, Any]) -> None:
         with open(self / "job.yaml", "w", encoding="utf-8") as f:

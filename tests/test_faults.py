@@ -368,6 +368,23 @@ def test_resume_redoes_mini_batches_whose_part_files_are_gone(tmp_path):
     assert read_lines(run_dir / "outputs/out/parallel_run_step.txt") == sorted(os.listdir(data))
 
 
+def test_a_run_dir_in_use_is_not_resumed_twice(tmp_path):
+    import fcntl
+
+    data = make_files(tmp_path / "data", 4)
+    spec = _spec_file(tmp_path, data, "--mode raise --trigger f00001.txt")
+    run_dir = tmp_path / "run"
+    first = cli("run", str(spec), "--run-dir", str(run_dir), "-q", "--set",
+                "retry_settings.max_retries=0", "--set", "mini_batch_error_threshold=0")
+    assert first.returncode == 1
+    with open(run_dir / ".lock", "a+") as held:  # as a resume still running would hold it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        busy = cli("resume", str(run_dir), "-q")
+    assert busy.returncode == 2, busy.stdout + busy.stderr
+    assert "is in use by another daskprs run or resume" in busy.stderr
+    assert cli("resume", str(run_dir), "-q").returncode == 1  # free again: it runs (and fails)
+
+
 def _committed_before_resume(run_dir, data, _):
     # Everything but what the resume processed had been committed by the first attempt.
     starts = [i for i, line in enumerate(read_lines(run_dir / "journal.jsonl"))
