@@ -63,10 +63,12 @@ class ChildProcess:
     def wait_ready(self, should_abort: Any) -> tuple | None:
         """Block until init() finished; returns None, or ``(type, message, traceback)``."""
         while not self.ready:
-            if should_abort():
+            if should_abort() or self.conn.closed:
                 return ("Aborted", "the run was stopped", "")
-            if not self.conn.poll(0.5):
-                if self.proc.poll() is not None and not self.conn.poll(0):
+            if not self._poll(0.5):
+                if should_abort() or self.conn.closed:
+                    return ("Aborted", "the run was stopped", "")
+                if self.proc.poll() is not None and not self._poll(0):
                     return ("ProcessDied", f"the process died during init() "
                             f"({self._exit_text()})", "")
                 continue
@@ -95,27 +97,36 @@ class ChildProcess:
         ``soft_deadline`` the child finishes the running item and returns early, so a chunk
         of unexpectedly slow mini-batches still reports progress.
         """
-        self.status.request_stop(False)
-        self.conn.send(("chunk", items, (worker, self.name)))
         rows: list[tuple] = []
         texts: list[tuple[str, str]] | None = []
+        # abort() (another thread) kills the process and closes its connection and status
+        # file at any moment: then the chunk just ends, nothing charged, nothing raised.
+        def stopped() -> bool:
+            return should_abort() or self.conn.closed or self.status.closed
+
+        try:
+            self.status.request_stop(False)
+            self.conn.send(("chunk", items, (worker, self.name)))
+        except (OSError, ValueError):
+            if stopped():
+                return rows, False, None
+            raise
         asked_stop = False
         while True:
+            if stopped():
+                self.kill()
+                return rows, False, None
             if not asked_stop and time.time() > soft_deadline:
                 self.status.request_stop()
                 asked_stop = True
-            if self.status.closed or self.conn.closed:  # killed by abort() from another thread
-                return rows, False, None
             index, started = self.status.get()
             wait = max(0.0, started + timeout - time.time()) if index >= 0 else 0.5
-            try:
-                ready = self.conn.poll(min(wait, 0.5) + 0.001)
-            except OSError:  # closed by abort() while waiting
-                return rows, False, None
-            if ready:
+            if self._poll(min(wait, 0.5) + 0.001):
                 try:
                     kind, batch, batch_text = self.conn.recv()
                 except (EOFError, OSError):
+                    if stopped():
+                        return rows, False, None
                     return rows + self._crashed_row(items, rows), False, None
                 rows.extend(batch)
                 texts = None if texts is None or batch_text is None else [*texts, batch_text]
@@ -124,7 +135,7 @@ class ChildProcess:
                                                    ",".join(t[1] for t in texts if t[1]))
                     return rows, True, text
                 continue
-            if should_abort():
+            if stopped():
                 self.kill()
                 return rows, False, None
             index, started = self.status.get()
@@ -134,8 +145,15 @@ class ChildProcess:
                        "its process was killed and replaced.")
                 return rows + [(index, "timeout", 0, 0, b"", b"", "Timeout", msg, "", started,
                                 time.time() - started, 0)], False, None
-            if self.proc.poll() is not None and not self.conn.poll(0):
+            if self.proc.poll() is not None and not self._poll(0) and not stopped():
                 return rows + self._crashed_row(items, rows), False, None
+
+    def _poll(self, timeout: float) -> bool:
+        """``conn.poll``; False when abort() closed the connection under it."""
+        try:
+            return self.conn.poll(timeout)
+        except (OSError, ValueError):
+            return False
 
     def _crashed_row(self, items: list[tuple], rows: list[tuple]) -> list[tuple]:
         try:
