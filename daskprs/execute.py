@@ -314,8 +314,8 @@ class Driver:
         index, mb_id, attempt, payload, key = items[0]
         mb_id = mb_id or minibatch_id(index, payload, key)
         msg = f"the worker running it was lost ({name}: {error})"
-        items = self._items_of(index)
-        report.write([mb_id, index, attempt, "lost", items, 0, 0, "", "",
+        n_items = self._items_of(index)
+        report.write([mb_id, index, attempt, "lost", n_items, 0, 0, "", "",
                       "", "", 0, msg])
         self.outcome.attempts += 1
         self.state.attempts[index] = attempt
@@ -323,9 +323,9 @@ class Driver:
             self.outcome.retries += 1
             self.retry.append((index, attempt + 1, True))
             return 0
-        self.budget.record_final_failure(items)
+        self.budget.record_final_failure(n_items)
         self.outcome.failed += 1
-        self.outcome.items_failed += items
+        self.outcome.items_failed += n_items
         self._failure(index, mb_id, payload, key, attempt, "", "WorkerLost", msg, "",
                       status="lost")
         return 1

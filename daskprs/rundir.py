@@ -154,7 +154,7 @@ class State:
         if not missing:
             return 0
         lost = np.isin(self.part, missing) & (self.status == OK)
-        self.status[lost] = 0
+        self.status[lost] = PENDING
         self.part[lost] = -1
         self.length[lost] = 0
         return int(lost.sum())
