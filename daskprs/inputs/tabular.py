@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import logging
 import os
 import re
 import threading
@@ -47,6 +48,7 @@ _TYPE_ALIASES = {
 }
 _COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd", ".zip": "zip"}
 _PEEK = 64 * 1024
+_QUOTE_WINDOW = 16 * 1024  # bytes sampled around each cut of a delimited file for quotes
 # Written next to Parquet data by Spark, Dask and pyarrow; not data files themselves.
 _PARQUET_SIDECARS = ("_metadata", "_common_metadata", "_SUCCESS")
 # pandas' default NA strings (kept here so the key columns can opt out of them).
@@ -54,6 +56,7 @@ _NA_STRINGS = (
     "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
 )
+log = logging.getLogger("daskprs")
 ROW_COLUMN = "__daskprs_row"  # original row order of staged key groups (see partitioned.py)
 
 
@@ -104,7 +107,8 @@ def plan_tabular(
             payload = ("file", path) if header is None else ("range", path, 0, size, header)
             out.append((payload, size))
         else:
-            out.extend(_plan_text(path, size, batch_bytes, own_header, header))
+            out.extend(_plan_text(path, size, batch_bytes, own_header, header,
+                                  quoted=reader.format == "delimited"))
     return out
 
 
@@ -178,11 +182,13 @@ def _splittable(path: str, reader: Reader) -> bool:
 
 
 def _plan_text(
-    path: str, size: int, batch_bytes: int, own_header: bool, header: bytes | None
+    path: str, size: int, batch_bytes: int, own_header: bool, header: bytes | None,
+    *, quoted: bool = False,
 ) -> list[tuple[tuple, int]]:
     n = -(-size // batch_bytes)
+    whole = [(("range", path, 0, size, header), size)]
     if n <= 1:
-        return [(("range", path, 0, size, header), size)]
+        return whole
     with _open(path) as f:
         floor = 0
         if own_header:
@@ -202,11 +208,45 @@ def _plan_text(
                 break
             cuts.append(cut)
             prev = cut
+        spans = _quoted_line_break(f, floor, cuts) if quoted else None
+    if spans is not None:
+        log.warning(
+            "%s: a quoted value spans lines near byte %d, so the file is not cut at line breaks "
+            "and is read as one mini-batch. To say so and silence this warning, set "
+            "support_multi_line: true in read_delimited (MLTable), or support_multi_line=True "
+            "in from_delimited_files (SDK v1).", path, spans)
+        return whole
     bounds = [0, *cuts, size]
     return [
         (("range", path, start, end, None if own_header and i == 0 else header), end - start)
         for i, (start, end) in enumerate(zip(bounds, bounds[1:], strict=False))
     ]
+
+
+def _quoted_line_break(f: Any, floor: int, cuts: list[int]) -> int | None:
+    """A byte offset near which a quoted value seems to span lines, or None.
+
+    Cutting at a line break inside a quoted value corrupts both mini-batches, and which line
+    breaks are quoted is only known by reading the file from its start. This samples instead:
+    the first data block and a window around each cut, where a whole line with an odd number
+    of quote characters opens or closes a multi-line value (or holds a stray quote, which is
+    also safest read whole). The worker checks the rest (``_check_quotes``).
+    """
+    for pos in (floor, *cuts):
+        lo = floor if pos == floor else max(floor, pos - _QUOTE_WINDOW // 2)
+        f.seek(lo)
+        block = f.read(_PEEK if pos == floor else _QUOTE_WINDOW)
+        if b'"' not in block:
+            continue
+        lines = block.split(b"\n")[:-1]  # the last may be cut short by the window
+        if lo > floor:
+            lo += len(lines[0]) + 1 if lines else 0
+            lines = lines[1:]  # may start mid-line
+        for line in lines:
+            if line.count(b'"') % 2:
+                return lo
+            lo += len(line) + 1
+    return None
 
 
 def _next_line_start(f: Any, pos: int, size: int) -> int:
@@ -321,9 +361,11 @@ def load_part(
     elif reader.format in ("delimited", "json_lines"):
         if kind == "rowgroups":
             raise ValueError(f"{path}: row groups given for a {reader.format} reader.")
-        data, header, label = _read_text(part)
+        data, header, label, sliced = _read_text(part)
         if reader.format == "delimited":
-            df = _parse_delimited(data, header, path, label, opts, str_columns)
+            df = _parse_delimited(data, header, path, label, opts, str_columns, sliced)
+            if sliced and b'"' in data:
+                _check_quotes(df, label)
         else:
             df = _parse_json_lines(data, label, opts)
     else:
@@ -352,7 +394,9 @@ def _count(n: int) -> None:
         bytes_read += n
 
 
-def _read_text(part: tuple) -> tuple[bytes, bytes | None, str]:
+def _read_text(part: tuple) -> tuple[bytes, bytes | None, str, bool]:
+    """The payload's bytes, the header to prepend, a label for errors, and whether the bytes
+    are a slice of their file (not all of it), so records may have been cut."""
     path = part[1]
     if part[0] == "file":
         start, end, header, label = 0, None, None, path
@@ -363,6 +407,7 @@ def _read_text(part: tuple) -> tuple[bytes, bytes | None, str]:
         with _open(path) as f:
             f.seek(start)
             data = f.read() if end is None else f.read(end - start)
+            sliced = start > 0 or (end is not None and f.read(1) != b"")
     except OSError as e:
         raise ValueError(f"{label}: cannot read: {e}") from None
     _count(len(data))
@@ -375,12 +420,12 @@ def _read_text(part: tuple) -> tuple[bytes, bytes | None, str]:
                 data = f.read()
         except Exception as e:  # noqa: BLE001 - any codec error means a corrupt file
             raise ValueError(f"{path}: cannot decompress: {e}") from None
-    return data, header, label
+    return data, header, label, sliced
 
 
 def _parse_delimited(
     data: bytes, header: bytes | None, path: str, label: str, opts: Any,
-    str_columns: tuple[str, ...],
+    str_columns: tuple[str, ...], sliced: bool = False,
 ) -> Any:
     import pandas as pd
 
@@ -412,6 +457,11 @@ def _parse_delimited(
             kw["dtype"] = dict.fromkeys(str_columns, str)
         df = pd.read_csv(io.BytesIO(buf), **base, **kw)
     except (ValueError, UnicodeError, pd.errors.ParserError) as e:
+        if "EOF inside string" in str(e):
+            raise ValueError(
+                f"{label}: a quoted value is not closed before the end of this "
+                + (f"mini-batch ({e}). {_MULTI_LINE_HINT}" if sliced else f"file ({e}). Fix it.")
+            ) from None
         raise ValueError(
             f"{label}: cannot parse as delimited text: {e}. Check the delimiter and encoding "
             "in read_delimited, or fix the file."
@@ -422,6 +472,39 @@ def _parse_delimited(
         if name in df.columns:
             df[name] = df[name].fillna("")
     return df
+
+
+_MULTI_LINE_HINT = (
+    "If quoted values in this file hold line breaks, set support_multi_line: true in "
+    "read_delimited (MLTable) or support_multi_line=True in from_delimited_files (SDK v1): "
+    "the file is then read as one mini-batch instead of being cut at line breaks."
+)
+
+
+def _check_quotes(df: Any, label: str) -> None:
+    """Fail a slice of a file whose values hold line breaks: its cuts may split a record.
+
+    The plan samples for quoted line breaks (``_quoted_line_break``) but cannot see every
+    line; a value with a line break here means the file has them, and a cut elsewhere may
+    have split one, turning its halves into wrong rows that would pass as results.
+    """
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
+    for name in df.columns:
+        s = df[name]
+        if not (is_string_dtype(s.dtype) or is_object_dtype(s.dtype)):
+            continue
+        try:
+            hit = s.str.contains("[\r\n]", regex=True, na=False)
+        except AttributeError:  # an object column without any string
+            continue
+        if hit.any():
+            row = int(hit.to_numpy().argmax()) + 1
+            raise ValueError(
+                f"{label}: row {row} of this mini-batch has a line break inside the quoted "
+                f"value of column {name!r}, but the file is cut into mini-batches at line "
+                f"breaks, which can split such a record. {_MULTI_LINE_HINT}"
+            )
 
 
 def _numeric_where_only_empty(df: Any, keep: tuple[str, ...]) -> Any:
