@@ -59,6 +59,8 @@ class ChildProcess:
         self.conn.send(("init", config))
         self.ready = False
         self.init_seconds: float | None = None
+        self._kill_lock = threading.Lock()
+        self._killed = False
 
     def wait_ready(self, should_abort: Any) -> tuple | None:
         """Block until init() finished; returns None, or ``(type, message, traceback)``."""
@@ -195,15 +197,25 @@ class ChildProcess:
         return error
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            self.proc.wait()
-        self.conn.close()
-        self.status.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        """Kill the process group and release the connection, status file and folder.
+
+        Idempotent and thread-safe: abort() kills from another thread while run() may do the
+        same. Two unguarded closes of the connection would close its descriptor number twice,
+        and the second close could hit a file or socket that another thread just opened.
+        """
+        with self._kill_lock:
+            if self.proc.poll() is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                self.proc.wait()
+            if self._killed:
+                return
+            self._killed = True
+            self.conn.close()
+            self.status.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def new_run_id() -> str:

@@ -159,8 +159,11 @@ class DaskPRSPlugin(WorkerPlugin):
                 self._idle.append(child)
 
     def _replace(self, child: ChildProcess) -> ChildProcess:
+        """A fresh process for a dead or killed one (none while the run is being stopped)."""
         child.kill()
         with self._lock:
+            if self.aborted:
+                return child
             self._busy.discard(child)
             fresh = self._spawn()
             self._busy.add(fresh)

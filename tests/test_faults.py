@@ -296,6 +296,7 @@ def test_ctrl_c_exits_130_prints_resume_and_resume_finishes(tmp_path):
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
+    assert "Traceback" not in out and "Compute Failed" not in out, out  # a quiet stop
     assert f"daskprs resume {run_dir}" in out
     resumed = cli("resume", str(run_dir), "-q")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
