@@ -198,18 +198,75 @@ def _close(cluster: Any) -> None:
             log.warning("could not run %r for jobs %s; check your queue", cancel, ", ".join(ids))
 
 
-def _wait_for_workers(client: Any, spec: JobSpec, expected: int, where: str) -> None:
+class _SubmitErrors(logging.Filter):
+    """Catches the job submissions that fail inside the event loop, and quiets them.
+
+    dask-jobqueue submits jobs (``sbatch`` ...) in a background task; when the command fails
+    (controller down, a queue or account that does not exist) the error is only logged, as a
+    full traceback, and submitted again and again. The run would wait for workers until
+    first_task_creation_timeout with tracebacks scrolling by. The first failure is kept for
+    one clear message instead.
+    """
+
+    loggers = ("tornado.application", "asyncio", "distributed.deploy.spec",
+               "distributed.deploy.adaptive_core")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        text = str(exc) if exc is not None else record.getMessage()
+        if "Command exited with non-zero exit code" not in text:
+            return True
+        if self.first is None:
+            self.first = _command_failure(text)
+        return False
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_SubmitErrors]:
+        for name in self.loggers:
+            logging.getLogger(name).addFilter(self)
+        try:
+            yield self
+        finally:
+            for name in self.loggers:
+                logging.getLogger(name).removeFilter(self)
+
+
+def _command_failure(text: str) -> str:
+    """'sbatch job.sh' failed (exit 1): <its stderr>, from dask-jobqueue's error text."""
+    def section(name: str) -> str:
+        m = re.search(rf"^{name}:\n(.*?)(?:\n\w+:\n|\Z)", text, re.S | re.M)
+        return " ".join(m.group(1).split()) if m else ""
+    code = re.search(r"Exit code: (-?\d+)", text)
+    said = section("stderr") or section("stdout") or "no output"
+    return f"'{section('Command')}' failed (exit {code.group(1) if code else '?'}): {said}"
+
+
+def _wait_for_workers(client: Any, spec: JobSpec, expected: int, where: str,
+                      errors: _SubmitErrors) -> None:
     if expected <= 0:
         return  # adapt from zero: jobs start when work is queued
     timeout = spec.first_task_creation_timeout
-    try:
-        client.wait_for_workers(1, timeout=timeout)
-    except TimeoutError:
-        raise JobFailed(
-            f"no Dask worker joined within first_task_creation_timeout ({timeout:g} s): the "
-            f"{spec.cluster.type} jobs are still pending or failed at start. Check the queue "
-            f"(e.g. squeue) and the job logs ({where}); raise first_task_creation_timeout for "
-            "busy queues.") from None
+    deadline = time.monotonic() + timeout
+    while True:
+        if errors.first:
+            raise JobFailed(
+                f"submitting the {spec.cluster.type} jobs failed: {errors.first}. Check that "
+                "the batch system answers (e.g. sinfo, or scontrol ping) and the cluster "
+                "options it was given (queue, account, memory, walltime).")
+        try:
+            client.wait_for_workers(1, timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+            break
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise JobFailed(
+                    f"no Dask worker joined within first_task_creation_timeout ({timeout:g} s): "
+                    f"the {spec.cluster.type} jobs are still pending or failed at start. Check "
+                    f"the queue (e.g. squeue) and the job logs ({where}); raise "
+                    "first_task_creation_timeout for busy queues.") from None
     deadline = time.monotonic() + ALL_WORKERS_GRACE
     while time.monotonic() < deadline:
         if len(client.scheduler_info(n_workers=-1)["workers"]) >= expected:
@@ -238,7 +295,7 @@ def open_jobqueue_client(spec: JobSpec, quiet: bool = False) -> Iterator[Any]:
         log.warning("cluster.gpus_per_instance: daskprs adds the GPU request to SLURM jobs only; "
                     "for %s add it yourself (e.g. PBS resource_spec: select=1:ncpus=8:ngpus=%d)",
                     spec.cluster.type, spec.cluster.gpus_per_instance)
-    with _signals_as_interrupt():
+    with _signals_as_interrupt(), _SubmitErrors().installed() as errors:
         try:
             cluster = cls(**kwargs)
         except (TypeError, ValueError) as e:
@@ -266,7 +323,7 @@ def open_jobqueue_client(spec: JobSpec, quiet: bool = False) -> Iterator[Any]:
             with Client(cluster) as client:
                 where = kwargs.get("log_directory") or "log_directory, or the submit folder"
                 _wait_for_workers(client, spec, (adapt[0] if adapt else spec.instance_count)
-                                  * processes, where)
+                                  * processes, where, errors)
                 yield client
         finally:
             _close(cluster)

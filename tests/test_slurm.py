@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from conftest import make_files
@@ -39,7 +40,8 @@ def _slurm_missing():
 
 
 REASON = _slurm_missing()
-pytestmark = [pytest.mark.slurm, pytest.mark.skipif(REASON is not None, reason=str(REASON))]
+pytestmark = pytest.mark.slurm
+up = pytest.mark.skipif(REASON is not None, reason=str(REASON))
 
 
 def queued(job_name):
@@ -67,6 +69,7 @@ def slurm_job(tmp_path, *, n=12, args="--sleep 0.2", instances=2, extra=None, **
     return job, f"daskprs-{name}", data
 
 
+@up
 def test_every_minibatch_runs_in_a_slurm_job_and_no_job_is_left(tmp_path):
     job, job_name, data = slurm_job(tmp_path)
     result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True)
@@ -79,6 +82,7 @@ def test_every_minibatch_runs_in_a_slurm_job_and_no_job_is_left(tmp_path):
     assert_queue_empty(job_name)
 
 
+@up
 def test_no_job_is_left_after_the_error_budget_is_exceeded(tmp_path):
     job, job_name, _ = slurm_job(tmp_path, args="--fail",
                                    extra={"mini_batch_error_threshold": 0})
@@ -88,6 +92,7 @@ def test_no_job_is_left_after_the_error_budget_is_exceeded(tmp_path):
     assert_queue_empty(job_name)
 
 
+@up
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_no_job_is_left_after_ctrl_c_or_sigterm(tmp_path, sig):
     marks = tmp_path / "marks"
@@ -115,6 +120,7 @@ def test_no_job_is_left_after_ctrl_c_or_sigterm(tmp_path, sig):
     assert_queue_empty(job_name)
 
 
+@up
 def test_gpu_jobs_get_a_gres_gpu_each_and_pin_it(tmp_path):
     """Two fake GPUs (setup-slurm.sh); one per job: SLURM picks the device, daskprs pins it."""
     job, job_name, data = slurm_job(tmp_path, gpus_per_instance=1)
@@ -130,6 +136,7 @@ def test_gpu_jobs_get_a_gres_gpu_each_and_pin_it(tmp_path):
     assert_queue_empty(job_name)
 
 
+@up
 def test_adaptive_jobs_finish_the_run_and_are_cancelled(tmp_path):
     job, job_name, data = slurm_job(tmp_path, adapt={"minimum": 0, "maximum": 2})
     result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True)
@@ -138,3 +145,24 @@ def test_adaptive_jobs_finish_the_run_and_are_cancelled(tmp_path):
     assert [name for name, _ in rows] == sorted(os.listdir(data))
     assert "-" not in {info["job"] for _, info in rows}
     assert_queue_empty(job_name)
+
+
+@pytest.mark.skipif(shutil.which("sbatch") is None or not os.path.exists("/etc/slurm/slurm.conf"),
+                    reason="SLURM's commands and /etc/slurm/slurm.conf are not installed here")
+def test_a_batch_system_that_does_not_answer_fails_the_run_fast_in_one_message(tmp_path):
+    # sbatch fails (here: the controller's port is wrong); dask-jobqueue only logs that, as a
+    # traceback, and submits again and again, so the run would wait first_task_creation_timeout
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(Path("/etc/slurm/slurm.conf").read_text() + "\nSlurmctldPort=9\n")
+    job, _, _ = slurm_job(tmp_path, n=3, instances=1)
+    spec = tmp_path / "job.yml"
+    spec.write_text(json.dumps(job))
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "daskprs", "run", str(spec), "--run-dir",
+                           str(tmp_path / "run"), "--quiet"], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "SLURM_CONF": str(conf)})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "submitting the slurm jobs failed: 'sbatch " in proc.stderr
+    assert "Unable to contact slurm controller" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    assert time.monotonic() - started < 120  # not first_task_creation_timeout (600 s)
