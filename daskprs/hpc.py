@@ -211,9 +211,11 @@ class _SubmitErrors(logging.Filter):
     loggers = ("tornado.application", "asyncio", "distributed.deploy.spec",
                "distributed.deploy.adaptive_core")
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str, announce: bool) -> None:
         super().__init__()
         self.first: str | None = None
+        self.kind = kind
+        self.announce = announce  # adaptive: no one waits for the first workers, so say it
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
@@ -222,6 +224,10 @@ class _SubmitErrors(logging.Filter):
             return True
         if self.first is None:
             self.first = _command_failure(text)
+            if self.announce:
+                log.warning("submitting a %s job failed: %s. dask-jobqueue tries again; the run "
+                            "fails after first_task_creation_timeout if no job starts",
+                            self.kind, self.first)
         return False
 
     @contextlib.contextmanager
@@ -295,7 +301,8 @@ def open_jobqueue_client(spec: JobSpec, quiet: bool = False) -> Iterator[Any]:
         log.warning("cluster.gpus_per_instance: daskprs adds the GPU request to SLURM jobs only; "
                     "for %s add it yourself (e.g. PBS resource_spec: select=1:ncpus=8:ngpus=%d)",
                     spec.cluster.type, spec.cluster.gpus_per_instance)
-    with _signals_as_interrupt(), _SubmitErrors().installed() as errors:
+    with _signals_as_interrupt(), \
+            _SubmitErrors(spec.cluster.type, announce=bool(adapt)).installed() as errors:
         try:
             cluster = cls(**kwargs)
         except (TypeError, ValueError) as e:
