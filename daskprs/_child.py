@@ -124,6 +124,10 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(70)
 
 
+# Starts the message of an init_error raised while importing the entry script, not in init().
+IMPORT_FAILED = "importing the entry script: "
+
+
 class Runner:
     """Holds the imported entry script and turns one item into a result row.
 
@@ -217,11 +221,13 @@ def main(fd: int, status_path: str) -> None:
     _, config = conn.recv()
     os.environ["DASKPRS_LOGGING_LEVEL"] = config.logging_level
     t0 = time.time()
+    runner = None
     try:
         runner = Runner(config)
         runner.init()
     except BaseException as e:  # noqa: BLE001
-        conn.send(("init_error", type(e).__name__, str(e)[:2000], traceback.format_exc()))
+        said = (IMPORT_FAILED if runner is None else "") + str(e)
+        conn.send(("init_error", type(e).__name__, said[:2000], traceback.format_exc()))
         conn.close()
         sys.stdout.flush()
         os._exit(72)

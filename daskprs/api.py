@@ -340,7 +340,8 @@ def _write_reports(spec: JobSpec, rd: RunDir, result: RunResult, outcome: Any) -
         f"timeout={spec.retry_settings.timeout:g} s.",
     ]
     if outcome.init_error:
-        lines.append("init() failed:\n" + outcome.init_error)
+        lines.append("starting the entry script failed (its import or init()):\n"
+                     + outcome.init_error)
     final = [f for f in result.failures if f["status"] != "partial"]
     if final:
         lines.append("First errors:")
@@ -367,5 +368,6 @@ def _write_reports(spec: JobSpec, rd: RunDir, result: RunResult, outcome: Any) -
         if first.get("traceback"):
             err.append(first["traceback"].rstrip())
     if outcome.init_error:
-        err.append("\n== init() failed\n" + outcome.init_error)
+        err.append("\n== starting the entry script failed (its import or init())\n"
+                   + outcome.init_error)
     rd.write_text("logs/job_error.txt", "\n".join(err) + "\n")

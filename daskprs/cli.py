@@ -154,17 +154,34 @@ def plan(spec: str, overrides: tuple[str, ...], job: str | None, first: int, deb
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
 def validate(spec: str, overrides: tuple[str, ...], job: str | None, debug: bool) -> None:
     """Load and validate SPEC (exit 0, or 2 with the problem)."""
+    import sys
+
     from . import api
-    from .entry_script import check_entry_script
+    from .entry_script import check_entry_script, missing_imports
+    from .errors import EntryScriptError
 
     _setup_logging(False, debug)
+    notes: list[str] = []
 
     def check() -> Any:
         s = api.load(spec, list(overrides), job=job)
         check_entry_script(s.task.entry_path)
+        missing = missing_imports(s.task.entry_path, s.task.code)
+        if missing:
+            what = ", ".join(f"{name!r} (line {line})" for line, name in missing)
+            said = (f"entry script {s.task.entry_path} imports {what}, which this Python "
+                    f"({sys.executable}) cannot find")
+            if s.cluster.type == "local" and not s.cluster.address:
+                raise EntryScriptError(
+                    f"{said}; the local workers run this Python, so every worker would fail "
+                    "at start. Install it here, or run daskprs from the environment the job "
+                    "needs.")
+            notes.append(f"warning: {said}. The cluster's workers need it.")
         return s
 
     s = _guard(check, debug)
+    for note in notes:
+        click.echo(note, err=True)
     click.echo(f"ok: {s.name}: input {s.input_data} ({s.data_input.type}), "
                f"entry script {s.task.entry_path}, output_action {s.output_action}")
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from distributed import Client, wait
 
+from ._child import IMPORT_FAILED
 from .budget import Budget, Thresholds
 from .plan import Plan, minibatch_id, payload_paths
 from .records import timestamp
@@ -371,6 +372,10 @@ class Driver:
         if live and live <= set(self.bad_workers):
             etype, msg, tb = next(iter(self.bad_workers.values()))
             self.outcome.init_error = f"{etype}: {msg}\n{tb}"
+            if msg.startswith(IMPORT_FAILED):
+                return (f"the entry script failed to import on every worker ({len(live)}): "
+                        f"{etype}: {msg[len(IMPORT_FAILED):]}. Install what it imports where "
+                        "the workers run (or fix the script); init() never ran.")
             return f"init() failed on every worker ({len(live)}): {etype}: {msg}"
         return None
 

@@ -84,6 +84,36 @@ def test_bad_input_exit_2_with_one_clear_paragraph(project, case):
         assert part in proc.stderr, (part, proc.stderr)
 
 
+def test_an_entry_script_import_that_is_not_installed(project):
+    (project / "code" / "helper.py").write_text("X = 1\n")
+    (project / "code" / "score.py").write_text(
+        "import os\nimport helper\nfrom not_installed_xyz.sub import thing\n"
+        "try:\n    import optional_xyz\nexcept ImportError:\n    pass\n\n"
+        "def init():\n    pass\n\ndef run(mb):\n    return mb\n")
+    spec = project / "job.yml"
+    spec.write_text(GOOD)
+    # validate finds it without running the script: the local workers use this Python
+    proc = cli("validate", str(spec))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error: entry script ") and "Traceback" not in proc.stderr
+    assert "imports 'not_installed_xyz' (line 3), which this Python" in proc.stderr
+    assert "helper" not in proc.stderr and "optional_xyz" not in proc.stderr  # found / optional
+    # on a cluster the workers may have it: a warning, exit 0
+    remote = project / "remote.yml"
+    remote.write_text(GOOD + "cluster: {address: 'tcp://127.0.0.1:1'}\n")
+    proc = cli("validate", str(remote))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "warning: entry script" in proc.stderr and "The cluster's workers need it" in proc.stderr
+    # run: the failure is the import, not init()
+    proc = cli("run", str(spec), "--run-dir", str(project / "run"), "-q")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "reason: the entry script failed to import on every worker (" in proc.stdout
+    assert "): ModuleNotFoundError: No module named 'not_installed_xyz'" in proc.stdout
+    assert "init() never ran" in proc.stdout
+    errors = (project / "run" / "logs" / "job_error.txt").read_text()
+    assert "== starting the entry script failed (its import or init())" in errors
+
+
 def test_corrupt_rows_fail_only_their_minibatch_naming_the_file(tmp_path):
     data = tmp_path / "table"
     data.mkdir()
