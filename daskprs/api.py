@@ -304,9 +304,13 @@ def _finish(spec: JobSpec, rd: RunDir, plan_obj: Plan, state: State, outcome: An
         os.path.isfile(os.path.join(rd.parts, name)) for name in state.parts)
     if bound.append_row_file and not finished_before:
         merge_append_row(state, rd.parts, bound.append_row_file, spec.append_row.dataframe_header)
+    # not run: never tried, in this run or before; unfinished: tried, with a retry still due
+    # when the run stopped (a broken budget, Ctrl-C)
+    not_run = int(((state.status != OK) & (state.attempts == 0)).sum())
     counts = {
         "mini_batches": len(plan_obj), "succeeded": committed, "failed": outcome.failed,
-        "not_run": len(plan_obj) - committed - outcome.failed, "reused": outcome.reused,
+        "not_run": not_run, "unfinished": len(plan_obj) - committed - outcome.failed - not_run,
+        "reused": outcome.reused,
         "items": outcome.items, "items_succeeded": outcome.items_succeeded,
         "items_failed": outcome.items_failed, "attempts": outcome.attempts,
         "retries": outcome.retries,
@@ -332,7 +336,8 @@ def _write_reports(spec: JobSpec, rd: RunDir, result: RunResult, outcome: Any) -
     lines += [
         f"Mini-batches: {c['mini_batches']} total, {c['succeeded']} succeeded "
         f"({c['reused']} reused from an earlier attempt), {c['failed']} failed, "
-        f"{c['not_run']} not run; {c['attempts']} tries ({c['retries']} retries).",
+        + (f"{c['unfinished']} unfinished (tried, a retry due), " if c["unfinished"] else "")
+        + f"{c['not_run']} not run; {c['attempts']} tries ({c['retries']} retries) in this run.",
         f"Items: {c['items_succeeded']} succeeded, {c['items_failed']} failed.",
         f"Thresholds: mini_batch_error_threshold={spec.mini_batch_error_threshold}, "
         f"error_threshold={spec.error_threshold}, "

@@ -79,8 +79,10 @@ class _Progress:
     def update(self, n: int, outcome: Outcome) -> None:
         if self.bar is not None:
             self.bar.update(n)
-            self.bar.set_postfix(ok=outcome.succeeded, failed=outcome.failed,
-                                 items=outcome.items_succeeded, refresh=False)
+            # as text: tqdm shows numbers of 5 digits and more as "4e+4"
+            self.bar.set_postfix(ok=str(outcome.reused + outcome.succeeded),
+                                 failed=str(outcome.failed), items=str(outcome.items_succeeded),
+                                 refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -230,6 +232,7 @@ class Driver:
             (_, status, n_items, succeeded, offset, length, etype, msg, tb, start, dur, nbytes,
              process) = row
             self.outcome.attempts += 1
+            self.outcome.retries += attempt > 1
             self.state.attempts[index] = attempt
             if status == "ok":
                 n_failed = max(0, n_items - succeeded)
@@ -254,7 +257,6 @@ class Driver:
             record_rows.append([index, attempt, status, n_items, 0, 0, 0, process, mb_id,
                                 etype, (msg or "")[:500]])
             if self.budget.should_retry(status, attempt):
-                self.outcome.retries += 1
                 self.retry.append((index, attempt + 1, status in ("crashed", "timeout")))
             else:
                 failed_items = n_items or self._items_of(index)
@@ -289,6 +291,7 @@ class Driver:
         total = sum(n_items)
         o = self.outcome
         o.attempts += n
+        o.retries += sum(a > 1 for a in attempts)
         o.succeeded += n
         o.items += total
         o.items_succeeded += total
@@ -319,9 +322,9 @@ class Driver:
         report.write([mb_id, index, attempt, "lost", n_items, 0, 0, "", "",
                       "", "", 0, msg])
         self.outcome.attempts += 1
+        self.outcome.retries += attempt > 1
         self.state.attempts[index] = attempt
         if self.budget.should_retry("lost", attempt):
-            self.outcome.retries += 1
             self.retry.append((index, attempt + 1, True))
             return 0
         self.budget.record_final_failure(n_items)
@@ -387,6 +390,13 @@ class Driver:
         start = time.monotonic()
         self.outcome.reused = int((self.state.status == OK).sum())
         done_before = self.outcome.reused
+        if done_before:  # the job's item counts include what earlier runs committed
+            reused = self.state.status == OK
+            items, items_ok = (int(self.state.items[reused].sum()),
+                               int(self.state.items_ok[reused].sum()))
+            self.outcome.items += items
+            self.outcome.items_succeeded += min(items, items_ok)
+            self.outcome.items_failed += max(0, items - items_ok)
         journal = Journal(self.run_dir.journal)
         report = ReportCSV(self.run_dir.report_csv)
         start_record = {"t": "start", "run_id": self.run_id, "n": len(self.plan),

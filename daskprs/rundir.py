@@ -114,6 +114,8 @@ class State:
     n: int
     status: np.ndarray = field(init=False)
     attempts: np.ndarray = field(init=False)
+    items: np.ndarray = field(init=False)
+    items_ok: np.ndarray = field(init=False)
     part: np.ndarray = field(init=False)
     offset: np.ndarray = field(init=False)
     length: np.ndarray = field(init=False)
@@ -122,6 +124,10 @@ class State:
     header: bytes = b""
 
     def __post_init__(self) -> None:
+        # items and items_ok of mini-batches committed by an earlier run (load_state): the
+        # report's item counts cover the whole job, not only what a resume ran
+        self.items = np.zeros(self.n, dtype=np.int32)
+        self.items_ok = np.zeros(self.n, dtype=np.int32)
         self.status = np.zeros(self.n, dtype=np.int8)
         self.attempts = np.zeros(self.n, dtype=np.int16)
         self.part = np.full(self.n, -1, dtype=np.int32)
@@ -157,6 +163,7 @@ class State:
         self.status[lost] = PENDING
         self.part[lost] = -1
         self.length[lost] = 0
+        self.items[lost] = self.items_ok[lost] = 0
         return int(lost.sum())
 
     def commit_many(self, indices: np.ndarray, attempts: list[int], part: str | None,
@@ -268,6 +275,7 @@ def load_state(run_dir: RunDir, n: int, plan: Any = None) -> tuple[State, dict[s
                 if index >= n:
                     continue
                 state.attempts[index] = max(int(state.attempts[index]), attempt)
-                if status == "ok" and (plan is None or plan.work(index)[0] == row[8]):
-                    state.commit(index, rec.get("part"), row[5], row[6])
+                if (status == "ok" and (plan is None or plan.work(index)[0] == row[8])
+                        and state.commit(index, rec.get("part"), row[5], row[6])):
+                    state.items[index], state.items_ok[index] = row[3], row[4]
     return state, first

@@ -14,6 +14,7 @@ def summarize(run_dir: str) -> str:
     meta = rd.read_job()
     n = int(meta.get("mini_batches", 0))
     ok: set[int] = set()
+    tried: set[int] = set()
     attempts = 0
     ends = []
     starts = 0
@@ -21,6 +22,7 @@ def summarize(run_dir: str) -> str:
         if rec.get("t") == "chunk":
             for row in rec["rows"]:
                 attempts += 1
+                tried.add(row[0])
                 if row[2] == "ok":
                     ok.add(row[0])
         elif rec.get("t") == "start":
@@ -38,6 +40,7 @@ def summarize(run_dir: str) -> str:
                 if entry.get("status") != "partial":
                     failed[entry["index"]] = entry
     still_failed = {i: e for i, e in failed.items() if i not in ok}
+    unfinished = len(tried - ok - set(still_failed))
     last = ends[-1] if ends else None
     state = last["status"] if last and starts == len(ends) else "interrupted or running"
     lines = [
@@ -45,7 +48,9 @@ def summarize(run_dir: str) -> str:
         f"job:          {meta.get('daskprs_job')}",
         f"status:       {state}" + (f" ({last['reason']})" if last and last.get("reason") else ""),
         f"mini-batches: {n} total, {len(ok)} succeeded, {len(still_failed)} failed, "
-        f"{n - len(ok) - len(still_failed)} not run ({attempts} tries over {starts} attempt(s))",
+        + (f"{unfinished} unfinished (tried, a retry due), " if unfinished else "")
+        + f"{n - len(tried | ok | set(still_failed))} not run "
+        f"({attempts} tries over {starts} attempt(s))",
     ]
     by_type = Counter(e.get("error_type") for e in still_failed.values())
     if by_type:

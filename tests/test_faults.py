@@ -1,5 +1,6 @@
 """Fault tolerance with real processes and real signals: crashes, hangs, kills, resume."""
 
+import csv
 import json
 import os
 import random
@@ -409,3 +410,47 @@ def test_resume_refuses_changed_inputs_unless_forced(tmp_path):
     refused = cli("resume", str(run_dir), "-q")
     assert refused.returncode == 2
     assert "inputs changed" in refused.stderr and "--force" in refused.stderr
+
+
+def _report_rows(run_dir):
+    with open(run_dir / "logs/sys/job_report/processed_mini-batches.csv", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    return [dict(zip(header, r, strict=True)) for r in rows]
+
+
+def test_counts_after_a_budget_stop_and_after_resume(tmp_path):
+    # Every mini-batch fails; 3 tries each; the run stops at the first final failure, while
+    # others are between tries. Retries are the tries that ran, not those queued; a tried
+    # mini-batch is "unfinished", not "not run".
+    data = make_files(tmp_path / "data", 40)
+    job = file_job(data, mini_batch_size="1", args="--mode raise",
+                   retry_settings={"max_retries": 2}, mini_batch_error_threshold=0)
+    result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True, workers=2)
+    assert result.status == "failed"
+    c = result.counts
+    rows = _report_rows(tmp_path / "run")
+    tried = {r["index"] for r in rows}
+    assert c["attempts"] == len(rows)
+    assert c["retries"] == sum(int(r["attempt"]) > 1 for r in rows)
+    assert c["failed"] >= 1 and c["succeeded"] == 0
+    assert c["unfinished"] == len(tried) - c["failed"] > 0
+    assert c["not_run"] == 40 - len(tried)
+    text = (tmp_path / "run/logs/job_result.txt").read_text()
+    assert f"{c['unfinished']} unfinished (tried, a retry due), {c['not_run']} not run" in text
+
+
+def test_item_counts_after_resume_cover_the_reused_mini_batches(tmp_path):
+    once = tmp_path / "once"
+    once.mkdir()
+    data = make_files(tmp_path / "data", 20)
+    job = file_job(data, mini_batch_size="2", args=f"--mode raise --trigger f00007.txt "
+                   f"--once {once}", retry_settings={"max_retries": 0})
+    first = daskprs.run(job, run_dir=tmp_path / "run", quiet=True, workers=2)
+    assert first.counts["failed"] == 1 and first.counts["items_succeeded"] == 18
+    resumed = daskprs.resume(tmp_path / "run")
+    c = resumed.counts
+    assert resumed.status == "succeeded" and c["reused"] == 9 and c["attempts"] == 1
+    assert c["items_succeeded"] == c["items"] == 20 and c["items_failed"] == 0
+    assert c["retries"] == 1  # the resumed mini-batch ran its second try
+    text = (tmp_path / "run/logs/job_result.txt").read_text()
+    assert "Items: 20 succeeded, 0 failed." in text
