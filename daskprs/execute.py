@@ -252,6 +252,7 @@ class Driver:
                 record_rows.append([index, attempt, "ok", n_items, succeeded, offset, length,
                                     process, mb_id])
                 continue
+            n_items = n_items or self._items_of(index)  # crashed or timed out: none reported
             report.write([mb_id, index, attempt, status, n_items, 0, n_items, res.worker,
                           process, timestamp(start), f"{dur:.4f}", nbytes, f"{etype}: {msg}"])
             record_rows.append([index, attempt, status, n_items, 0, 0, 0, process, mb_id,
@@ -259,7 +260,7 @@ class Driver:
             if self.budget.should_retry(status, attempt):
                 self.retry.append((index, attempt + 1, status in ("crashed", "timeout")))
             else:
-                failed_items = n_items or self._items_of(index)
+                failed_items = n_items
                 self.budget.record_final_failure(failed_items)
                 self.outcome.failed += 1
                 self.outcome.items += failed_items
@@ -319,7 +320,7 @@ class Driver:
         mb_id = mb_id or minibatch_id(index, payload, key)
         msg = f"the worker running it was lost ({name}: {error})"
         n_items = self._items_of(index)
-        report.write([mb_id, index, attempt, "lost", n_items, 0, 0, "", "",
+        report.write([mb_id, index, attempt, "lost", n_items, 0, n_items, "", "",
                       "", "", 0, msg])
         self.outcome.attempts += 1
         self.outcome.retries += attempt > 1

@@ -38,6 +38,8 @@ def test_segfault_in_run_charges_only_that_minibatch(tmp_path):
     report = read_lines(tmp_path / "run/logs/sys/job_report/processed_mini-batches.csv")
     crashed = [r for r in report if ",crashed," in r]
     assert len(crashed) == 2 and all("SIGSEGV" in r for r in crashed)
+    # items, succeeded, failed: the 2 files of the mini-batch, though run() never reported
+    assert all(r.split(",")[4:7] == ["2", "0", "2"] for r in crashed), crashed
 
 
 def test_hung_run_is_killed_at_the_timeout_and_retried(tmp_path):
