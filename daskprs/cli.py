@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from ._signals import signals_as_interrupt
 from .errors import DaskPRSError
 
 set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -32,9 +33,13 @@ def _setup_logging(quiet: bool, debug: bool) -> None:
 
 
 def _guard(fn: Callable[[], Any], debug: bool) -> Any:
-    """Run ``fn``; DaskPRSError -> one paragraph and its exit code, never a bare traceback."""
+    """Run ``fn``; DaskPRSError -> one paragraph and its exit code, never a bare traceback.
+
+    SIGTERM and SIGHUP stop it as Ctrl-C does (a scheduler's time limit, a closed terminal).
+    """
     try:
-        return fn()
+        with signals_as_interrupt():
+            return fn()
     except DaskPRSError as e:
         if debug:
             traceback.print_exc()

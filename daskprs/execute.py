@@ -452,8 +452,8 @@ class Driver:
                     last_overview = now
                     self._write_overview(now - start)
                     report.flush()
-        except KeyboardInterrupt:
-            self._stop("interrupted", "interrupted (Ctrl-C)")
+        except KeyboardInterrupt as e:  # hpc turns SIGTERM/SIGHUP into one, naming it
+            self._stop("interrupted", f"interrupted ({e or 'Ctrl-C'})")
             self._drain(journal, report)
         finally:
             progress.close()

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ._signals import signals_as_interrupt
 from .errors import JobFailed, SpecError
 from .spec import JobSpec
 
@@ -159,24 +160,6 @@ def jobqueue_kwargs(spec: JobSpec) -> tuple[dict[str, Any], tuple[int, int] | No
     return opts, adapt
 
 
-@contextlib.contextmanager
-def _signals_as_interrupt() -> Iterator[None]:
-    """SIGTERM/SIGHUP raise KeyboardInterrupt, so the jobs are cancelled as on Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
-
-    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-
-
 def _job_ids(cluster: Any) -> list[str]:
     return [str(j.job_id) for j in list(cluster.workers.values()) if getattr(j, "job_id", None)]
 
@@ -301,7 +284,7 @@ def open_jobqueue_client(spec: JobSpec, quiet: bool = False) -> Iterator[Any]:
         log.warning("cluster.gpus_per_instance: daskprs adds the GPU request to SLURM jobs only; "
                     "for %s add it yourself (e.g. PBS resource_spec: select=1:ncpus=8:ngpus=%d)",
                     spec.cluster.type, spec.cluster.gpus_per_instance)
-    with _signals_as_interrupt(), \
+    with signals_as_interrupt(), \
             _SubmitErrors(spec.cluster.type, announce=bool(adapt)).installed() as errors:
         try:
             cluster = cls(**kwargs)

@@ -290,15 +290,21 @@ def test_driver_sigkill_then_resume_exactly_once_without_redoing_commits(tmp_pat
     assert len(processed_again) == 150 - len(committed)
 
 
-def test_ctrl_c_exits_130_prints_resume_and_resume_finishes(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_exits_130_prints_resume_and_resume_finishes(tmp_path, sig):
     data = make_files(tmp_path / "data", 100)
     spec = _spec_file(tmp_path, data, "--sleep 0.05")
     run_dir = tmp_path / "run"
     proc = _start_cli_run([str(spec)], run_dir)
     _wait_for_commits(run_dir, 10)
-    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+    else:
+        os.kill(proc.pid, signal.SIGTERM)  # kill, or a batch job's time limit: stops the same
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
+    assert "INTERRUPTED" in out
+    assert sig == signal.SIGINT or "reason: interrupted (received SIGTERM)" in out, out
     assert "Traceback" not in out and "Compute Failed" not in out, out  # a quiet stop
     assert f"daskprs resume {run_dir}" in out
     resumed = cli("resume", str(run_dir), "-q")
