@@ -364,7 +364,7 @@ def load_part(
         data, header, label, sliced = _read_text(part)
         if reader.format == "delimited":
             df = _parse_delimited(data, header, path, label, opts, str_columns, sliced)
-            if sliced and b'"' in data:
+            if sliced and b'"' in data and _fewer_rows_than_lines(df, data, header, opts):
                 _check_quotes(df, label)
         else:
             df = _parse_json_lines(data, label, opts)
@@ -479,6 +479,17 @@ _MULTI_LINE_HINT = (
     "read_delimited (MLTable) or support_multi_line=True in from_delimited_files (SDK v1): "
     "the file is then read as one mini-batch instead of being cut at line breaks."
 )
+
+
+def _fewer_rows_than_lines(df: Any, data: bytes, header: bytes | None, opts: Any) -> bool:
+    """Whether some record may span lines: fewer rows than lines (blank lines also do that).
+
+    Counting newlines takes a millisecond where scanning every value takes as long as the
+    parse, so most quoted CSV (every value in quotes, no line breaks) skips the scan.
+    """
+    lines = data.count(b"\n") + (not data.endswith(b"\n")) + (1 if header else 0)
+    header_rows = 0 if opts.get("header", HEADER_MODES[0]) == "no_header" else 1
+    return len(df) + header_rows < lines
 
 
 def _check_quotes(df: Any, label: str) -> None:
