@@ -459,7 +459,7 @@ class Driver:
             progress.close()
             report.close()
         if self.outcome.status == "running":
-            self.outcome.status = "succeeded"
+            self.outcome.status, self.outcome.reason = self._verdict()
         if fingerprint_due and (self.outcome.status != "interrupted"
                                 or self.plan.fingerprint_ready):
             self._record_fingerprint(journal)  # waits for it, unless Ctrl-C was pressed
@@ -482,6 +482,20 @@ class Driver:
                         "--force", exc_info=True)
             return
         journal.append({"t": "fingerprint", "fingerprint": fingerprint})
+
+    def _verdict(self) -> tuple[str, str]:
+        """Succeeded, unless nothing did: every mini-batch failed (within the thresholds), or
+        an append_row job appended no item (Azure's NoResultToAppendError)."""
+        o = self.outcome
+        if len(self.plan) and o.failed == len(self.plan):
+            return "failed", (f"every mini-batch failed ({o.failed}), which the thresholds "
+                              "allow, but a job with no result is not a success; see "
+                              "logs/job_error.txt")
+        if len(self.plan) and self.spec.output_action == "append_row" and not o.items_succeeded:
+            return "failed", ("no mini-batch returned an item to append (NoResultToAppendError, "
+                              "as in Azure): run() returned empty results everywhere; return a "
+                              "row per input, or drop append_row_to for summary_only")
+        return "succeeded", ""
 
     def _stop(self, status: str, reason: str) -> None:
         """Stop submitting and abort the run's processes on every worker.

@@ -462,3 +462,21 @@ def test_item_counts_after_resume_cover_the_reused_mini_batches(tmp_path):
     assert c["retries"] == 1  # the resumed mini-batch ran its second try
     text = (tmp_path / "run/logs/job_result.txt").read_text()
     assert "Items: 20 succeeded, 0 failed." in text
+
+
+def test_a_job_with_no_result_fails_even_within_its_thresholds(tmp_path):
+    data = make_files(tmp_path / "data", 6)
+    # every mini-batch fails; the default thresholds (-1) allow it, the verdict does not
+    job = file_job(data, mini_batch_size="2", args="--mode raise",
+                   retry_settings={"max_retries": 0})
+    result = daskprs.run(job, run_dir=tmp_path / "all-failed", quiet=True)
+    assert result.status == "failed" and result.exit_code == 1
+    assert result.reason.startswith("every mini-batch failed (3)")
+    # append_row with no item anywhere (one-file mini-batches, run() returns one item less)
+    job = file_job(data, args="--mode short")
+    result = daskprs.run(job, run_dir=tmp_path / "no-items", quiet=True)
+    assert result.status == "failed" and "NoResultToAppendError" in result.reason
+    assert result.counts["succeeded"] == 6  # each mini-batch itself succeeded
+    # the many-models idiom: summary_only and empty returns is a success
+    job = file_job(data, args="--mode short", output=False)
+    assert daskprs.run(job, run_dir=tmp_path / "summary", quiet=True).status == "succeeded"
