@@ -186,7 +186,8 @@ class Runner:
                 result = self.run(data)
             if type(result) is list and self._format is not None:  # format_rows, inlined
                 succeeded, header = len(result), b""
-                rows = ("\n".join(map(str, result)) + "\n").encode() if result else b""
+                rows = ("\n".join(map(str, result)) + "\n").encode(
+                    "utf-8", "surrogateescape") if result else b""
             else:
                 succeeded = self._length(result)
                 rows, header = (self._format(result, self._to_csv) if self._format is not None

@@ -17,7 +17,7 @@ def fingerprint_files(paths: Iterable[str]) -> str:
     """SHA-1 hex digest over each path with its size and mtime (URLs: the path only)."""
     h = hashlib.sha1()
     for p in paths:
-        h.update(p.encode())
+        h.update(os.fsencode(p))  # a name that is not UTF-8 keeps its bytes
         if "://" not in p:
             try:
                 st = os.stat(p)

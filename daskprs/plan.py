@@ -85,7 +85,8 @@ def minibatch_id(index: int, payload: tuple, key: Mapping[str, str] | None = Non
     if payload[0] == "files" and not key:
         paths = payload[1]
         text = paths[0] if len(paths) == 1 else "\0".join(paths)  # a file alone: no join
-        return "%06d-%08x" % (index, zlib.crc32(text.encode()))  # noqa: UP031 - 2x an f-string
+        data = text.encode("utf-8", "surrogateescape")  # a name that is not UTF-8: its bytes
+        return "%06d-%08x" % (index, zlib.crc32(data))  # noqa: UP031 - 2x an f-string
     digest = hashlib.sha1(repr((payload, sorted((key or {}).items()))).encode()).hexdigest()
     return f"{index:06d}-{digest[:8]}"
 

@@ -102,7 +102,7 @@ class RunDir:
         path = self / rel
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as f:
             f.write(text)
         os.replace(tmp, path)
 
@@ -233,7 +233,8 @@ class ReportCSV:
 
     def __init__(self, path: str) -> None:
         new = not os.path.isfile(path)
-        self._f = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115
+        self._f = open(path, "a", newline="", encoding="utf-8",  # noqa: SIM115
+                       errors="backslashreplace")  # a file name that is not UTF-8
         self._w = csv.writer(self._f)
         if new:
             self._w.writerow(CSV_FIELDS)

@@ -132,7 +132,7 @@ class DaskPRSPlugin(WorkerPlugin):
     def _log(self, text: str) -> None:
         path = os.path.join(self.run_dir, "logs", "sys", "node", self.worker_name, "_main.txt")
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "a", encoding="utf-8") as f:
+        with open(path, "a", encoding="utf-8", errors="backslashreplace") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
 
     def _spawn(self) -> ChildProcess:

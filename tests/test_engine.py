@@ -293,3 +293,23 @@ def test_gc_settings_come_back_after_overlapping_runs():
     assert gc.get_threshold()[0] == max(before[0], GC_THRESHOLD)
     second.__exit__(None, None, None)
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_a_file_name_that_is_not_utf8_is_planned_run_reported_and_written_as_is(tmp_path):
+    data = make_files(tmp_path / "data", 3)
+    odd = os.path.join(os.fsencode(data), b"caf\xe9.txt")  # Latin-1 bytes, not UTF-8
+    with open(odd, "wb") as f:
+        f.write(b"x\n")
+    # mini-batches of one file: run() fails on the odd name; a second run succeeds
+    job = file_job(data, args="--mode raise --trigger " + os.fsdecode(b"caf\xe9.txt"),
+                   retry_settings={"max_retries": 0})
+    result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True)
+    assert result.counts["failed"] == 1 and result.counts["succeeded"] == 3
+    report = (tmp_path / "run/logs/sys/job_report/processed_mini-batches.csv").read_text()
+    assert "caf\\udce9.txt" in report  # the error names the file, escaped
+    job["task"]["program_arguments"] = ""
+    again = daskprs.run(job, run_dir=tmp_path / "run2", quiet=True)
+    assert again.ok, again.reason
+    with open(again.append_row_file, "rb") as f:
+        lines = f.read().splitlines()
+    assert lines[0] == b"caf\xe9.txt"  # the name's own bytes, as the folder holds it
