@@ -51,6 +51,27 @@ def test_file_mltable_is_a_sorted_file_list(tmp_path):
     assert load_payload(plan[0].payload, plan.reader) == sorted(images)[:2]
 
 
+def test_a_spark_output_folder_is_read_without_its_underscore_files(tmp_path):
+    # what Spark, Databricks and pyarrow write: data files plus _SUCCESS, _metadata,
+    # _common_metadata and a _temporary/ folder of unfinished files, all skipped as pyarrow does
+    out = tmp_path / "spark"
+    for i in range(2):
+        out.mkdir(exist_ok=True)
+        pd.DataFrame({"a": [i, i + 10]}).to_parquet(out / f"part-0000{i}-x.snappy.parquet")
+    pd.DataFrame({"a": [99]}).to_parquet(touch(out / "_temporary" / "0" / "part-9.parquet"))
+    for name in ("_SUCCESS", "_metadata", "_common_metadata"):
+        touch(out / name, "not data")
+    plan = build_plan(job(str(out), "1MB"))
+    assert [os.path.basename(p.payload[1]) for p in plan] == [
+        "part-00000-x.snappy.parquet", "part-00001-x.snappy.parquet"]
+    frames = [load_payload(p.payload, plan.reader) for p in plan]
+    assert pd.concat(frames)["a"].tolist() == [0, 10, 1, 11]
+    only = tmp_path / "only"
+    touch(only / "_SUCCESS", "")
+    with pytest.raises(InputError, match="only files whose names start with '_'"):
+        build_plan(job(str(only), "1MB"))
+
+
 def test_paths_entries_patterns_and_file_uris(tmp_path):
     a = touch(tmp_path / "m" / "data" / "2023" / "a.csv", "k\n1\n")
     b = touch(tmp_path / "m" / "data" / "2024" / "b.csv", "k\n2\n")

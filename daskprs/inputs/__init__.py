@@ -120,7 +120,10 @@ def _resolve(kind: str, path: str | None, what: str) -> tuple[Reader, list[str],
 
             table = read_mltable(mltable_file, what=what)
             return table.reader, table.paths, mltable_file
-        files = list_files(path, what=what)
+        files = _dataset_files(path, list_files(path, what=what))
+        if not files:
+            raise InputError(f"{what}: {path} holds only files whose names start with '_' "
+                             "(_SUCCESS, _metadata, ...), which are not table data.")
         fmt = _tabular_format(files, what)
         return Reader(format=fmt, options={}), files, path
     if kind in ("uri_folder", "uri_file", "custom_model", "mlflow_model"):
@@ -137,6 +140,23 @@ def _mltable_file(path: str) -> str | None:
         return path
     candidate = os.path.join(path, "MLTable")
     return candidate if os.path.isfile(candidate) else None
+
+
+def _dataset_files(root: str, files: list[str]) -> list[str]:
+    """The files of a table folder without those under a name starting with ``_``.
+
+    Spark, Hadoop, Dask and pyarrow write ``_SUCCESS``, ``_metadata``, ``_common_metadata``
+    and ``_temporary/`` next to the data, and pyarrow, pandas and Dask skip them when they
+    read the folder (names starting with ``.`` are already left out of every listing).
+    """
+    prefix = root.rstrip("/" + os.sep) + "/"
+
+    def hidden(f: str) -> bool:
+        rel = f.replace(os.sep, "/")
+        rel = rel[len(prefix):] if rel.startswith(prefix) else rel.rsplit("/", 1)[-1]
+        return any(part.startswith("_") for part in rel.split("/"))
+
+    return [f for f in files if not hidden(f)]
 
 
 def _tabular_format(files: list[str], what: str) -> str:
