@@ -94,9 +94,14 @@ def _not_found(name: str) -> bool:
 
 
 def import_entry_script(path: str, code_dir: str) -> types.ModuleType:
-    """Import the script as a module named after its path under ``code_dir`` (as Azure does)."""
-    if code_dir not in sys.path:
-        sys.path.insert(0, code_dir)
+    """Import the script as a module named after its path under ``code_dir`` (as Azure does).
+
+    Both the code folder and the script's own folder go on ``sys.path``, so a script in a
+    subfolder (``entry_script: scoring/score.py``) imports the modules next to it.
+    """
+    for folder in (os.path.dirname(path), code_dir):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
     rel = os.path.relpath(path, code_dir)
     name = os.path.splitext(rel)[0].replace(os.sep, ".")
     spec = importlib.util.spec_from_file_location(name, path)

@@ -313,3 +313,18 @@ def test_a_file_name_that_is_not_utf8_is_planned_run_reported_and_written_as_is(
     with open(again.append_row_file, "rb") as f:
         lines = f.read().splitlines()
     assert lines[0] == b"caf\xe9.txt"  # the name's own bytes, as the folder holds it
+
+
+def test_an_entry_script_in_a_subfolder_imports_the_modules_next_to_it(tmp_path):
+    data = make_files(tmp_path / "data", 4)
+    scoring = tmp_path / "code" / "scoring"
+    scoring.mkdir(parents=True)
+    (scoring / "helpers.py").write_text("def fmt(p):\n    return 'seen ' + p\n")
+    (scoring / "score.py").write_text(
+        "import os\nfrom helpers import fmt\n\n"
+        "def run(mb):\n    return [fmt(os.path.basename(p)) for p in mb]\n")
+    job = file_job(data, mini_batch_size="2")
+    job["task"].update(code=str(tmp_path / "code"), entry_script="scoring/score.py")
+    result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True)
+    assert result.ok, result.reason
+    assert read_lines(result.append_row_file) == [f"seen {n}" for n in sorted(os.listdir(data))]
