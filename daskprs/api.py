@@ -263,15 +263,15 @@ def _execute_locked(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | No
 def _initial_state(rd: RunDir, plan_obj: Plan, *, resume: bool, force: bool) -> State:
     if not resume:
         return State(len(plan_obj))
-    state, first = load_state(rd, len(plan_obj), plan_obj)
-    if first is None:
+    state, baseline = load_state(rd, len(plan_obj), plan_obj)
+    if baseline is None:
         return state
     if not (state.status == OK).all():
         lost = state.forget_missing_parts(rd.parts)
         if lost:
             log.warning("%d committed mini-batches lost their output part files (%s); "
                         "they run again", lost, rd.parts)
-    if not first.get("fingerprint"):
+    if not baseline.get("fingerprint"):
         if not force:
             raise ResumeError(
                 "the run was stopped before it finished hashing its input files (the plan "
@@ -281,11 +281,11 @@ def _initial_state(rd: RunDir, plan_obj: Plan, *, resume: bool, force: bool) -> 
             )
         log.warning("the run recorded no input fingerprint; reusing only mini-batches whose "
                     "files are unchanged by name (--force)")
-    elif first["fingerprint"] != plan_obj.fingerprint:
+    elif baseline["fingerprint"] != plan_obj.fingerprint:
         if not force:
             raise ResumeError(
                 f"the inputs changed since this run started (plan fingerprint "
-                f"{first.get('fingerprint', '?')[:12]} -> {plan_obj.fingerprint[:12]}): resuming "
+                f"{baseline['fingerprint'][:12]} -> {plan_obj.fingerprint[:12]}): resuming "
                 f"would mix outputs of different data. Start a new run, or resume with --force "
                 "to reuse the mini-batches that cover the same files or byte ranges as before."
             )

@@ -254,20 +254,22 @@ class ReportCSV:
 
 
 def load_state(run_dir: RunDir, n: int, plan: Any = None) -> tuple[State, dict[str, Any] | None]:
-    """Rebuild committed state from the journal; returns (state, the first start record).
+    """Rebuild committed state from the journal; returns (state, the baseline start record).
 
-    The start record's ``fingerprint`` is filled in from the first ``fingerprint`` record
-    when the run started before its input was hashed (None if it stopped before that).
+    The baseline is the latest start record with a ``fingerprint`` (the inputs the committed
+    results were last checked against: a ``resume --force`` makes its own plan the baseline),
+    else the first start record (None without one). A start record that was written before
+    its input was hashed gets the ``fingerprint`` record that follows it.
     With ``plan``, a committed row is reused only if its mini-batch id still matches.
     """
     state = State(n)
-    first = None
+    starts: list[dict[str, Any]] = []
     for rec in Journal.replay(run_dir.journal):
         kind = rec.get("t")
-        if kind == "start" and first is None:
-            first = rec
-        elif kind == "fingerprint" and first is not None and not first.get("fingerprint"):
-            first["fingerprint"] = rec["fingerprint"]
+        if kind == "start":
+            starts.append(rec)
+        elif kind == "fingerprint" and starts and not starts[-1].get("fingerprint"):
+            starts[-1]["fingerprint"] = rec["fingerprint"]
         elif kind == "chunk":
             if rec.get("h") and not state.header:
                 state.header = rec["h"].encode("utf-8")
@@ -279,4 +281,5 @@ def load_state(run_dir: RunDir, n: int, plan: Any = None) -> tuple[State, dict[s
                 if (status == "ok" and (plan is None or plan.work(index)[0] == row[8])
                         and state.commit(index, rec.get("part"), row[5], row[6])):
                     state.items[index], state.items_ok[index] = row[3], row[4]
-    return state, first
+    baseline = next((r for r in reversed(starts) if r.get("fingerprint")), None)
+    return state, baseline or (starts[0] if starts else None)

@@ -418,6 +418,13 @@ def test_resume_refuses_changed_inputs_unless_forced(tmp_path):
     refused = cli("resume", str(run_dir), "-q")
     assert refused.returncode == 2
     assert "inputs changed" in refused.stderr and "--force" in refused.stderr
+    forced = cli("resume", str(run_dir), "-q", "--force")  # f00002 still fails
+    assert forced.returncode == 1, forced.stdout + forced.stderr
+    # the inputs a forced resume accepted are the new baseline: no --force needed again
+    again = cli("resume", str(run_dir), "-q")
+    assert again.returncode == 1 and "inputs changed" not in again.stderr, again.stderr
+    make_files(tmp_path / "data", 8)  # ... until they change again
+    assert cli("resume", str(run_dir), "-q").returncode == 2
 
 
 def _report_rows(run_dir):
