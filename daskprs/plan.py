@@ -34,6 +34,9 @@ class Reader:
     transforms: tuple[tuple[str, Any], ...] = ()
     partition_format: str | None = None
     root: str | None = None
+    # Table files modified after this time (the plan's start, or the newest modification it
+    # saw) changed under the plan: their byte ranges and row groups no longer fit.
+    unchanged_since: float | None = None
 
     @property
     def tabular(self) -> bool:

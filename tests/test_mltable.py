@@ -72,6 +72,35 @@ def test_a_spark_output_folder_is_read_without_its_underscore_files(tmp_path):
         build_plan(job(str(only), "1MB"))
 
 
+def test_a_table_file_changed_after_the_plan_fails_its_mini_batches(tmp_path):
+    # A CSV appended to (or rewritten) while the job runs: the planned byte ranges would cut
+    # its records into wrong rows, which passed as results.
+    table = tmp_path / "t"
+    csv = touch(table / "a.csv", "id,v\n" + "".join(f"{i},{i * 2}\n" for i in range(2000)))
+    other = touch(table / "b.csv", "id,v\n1,2\n")
+    plan = build_plan(job(str(table), "4KB"))
+    assert plan.reader.unchanged_since >= os.stat(csv).st_mtime
+    assert len(load_payload(plan[0].payload, plan.reader)) > 0  # unchanged: loads
+    with open(csv, "a") as f:
+        f.write("2000,4000\n")
+    later = plan.reader.unchanged_since + 5  # past any timestamp granularity
+    os.utime(csv, (later, later))
+    for mb in plan:
+        if mb.payload[1] == csv:
+            with pytest.raises(ValueError, match=r"a.csv \(bytes \d+-\d+\): the file changed "
+                                                 "after the plan was made"):
+                load_payload(mb.payload, plan.reader)
+    assert load_payload(plan[len(plan) - 1].payload, plan.reader)["v"].tolist() == [2]
+    assert plan[len(plan) - 1].payload[1] == other
+    pq_file = table.parent / "p" / "x.parquet"
+    pq_file.parent.mkdir()
+    pd.DataFrame({"a": [1, 2]}).to_parquet(pq_file)
+    plan = build_plan(job(str(pq_file.parent), "1MB"))
+    os.utime(pq_file, (later + 10, later + 10))
+    with pytest.raises(ValueError, match="x.parquet: the file changed after the plan was made"):
+        load_payload(plan[0].payload, plan.reader)
+
+
 def test_paths_entries_patterns_and_file_uris(tmp_path):
     a = touch(tmp_path / "m" / "data" / "2023" / "a.csv", "k\n1\n")
     b = touch(tmp_path / "m" / "data" / "2024" / "b.csv", "k\n2\n")

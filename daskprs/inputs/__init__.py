@@ -7,8 +7,11 @@ import: pandas and pyarrow are imported only for tabular data.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, SpecError
@@ -37,6 +40,7 @@ def build_plan(spec: JobSpec, *, staging_dir: str | None = None, client: Any = N
     """
     inp = spec.data_input
     what = f"inputs.{inp.name}"
+    started = time.time()
     reader, paths, source = _resolve(inp.type, inp.path, what)
     if spec.partition_keys:
         from .partitioned import plan_partitions
@@ -59,10 +63,22 @@ def build_plan(spec: JobSpec, *, staging_dir: str | None = None, client: Any = N
     size_raw = spec.mini_batch_size or DEFAULT_TABULAR_MINI_BATCH
     batch_bytes, _ = parse_size(size_raw)
     parts = plan_tabular(paths, reader, batch_bytes, what=what)
+    reader = dataclasses.replace(reader, unchanged_since=max(started, _newest_mtime(paths)))
     mbs = [MiniBatch(index=i, id=minibatch_id(i, payload), payload=payload, items=est)
            for i, (payload, est) in enumerate(parts)]
     return Plan.from_list(mbs, reader=reader, fingerprint=_fingerprint(paths, reader, spec),
                           total_items=sum(mb.items for mb in mbs), unit="bytes", source=source)
+
+
+def _newest_mtime(paths: list[str]) -> float:
+    """The latest modification time of the local files (0 if none): a file server whose clock
+    runs ahead of ours must not make files look changed after the plan."""
+    newest = 0.0
+    for p in paths:
+        if not is_url(p):
+            with contextlib.suppress(OSError):
+                newest = max(newest, os.stat(p).st_mtime)
+    return newest
 
 
 def _file_plan(paths: list[str], reader: Reader, spec: JobSpec, source: str, what: str,

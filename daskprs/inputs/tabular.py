@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -357,11 +358,11 @@ def load_part(
     path = part[1]
     opts = reader.options
     if reader.format == "parquet":
-        df = _read_parquet(part, columns)
+        df = _read_parquet(part, columns, reader.unchanged_since)
     elif reader.format in ("delimited", "json_lines"):
         if kind == "rowgroups":
             raise ValueError(f"{path}: row groups given for a {reader.format} reader.")
-        data, header, label, sliced = _read_text(part)
+        data, header, label, sliced = _read_text(part, reader.unchanged_since)
         if reader.format == "delimited":
             df = _parse_delimited(data, header, path, label, opts, str_columns, sliced)
             if sliced and b'"' in data and _fewer_rows_than_lines(df, data, header, opts):
@@ -394,7 +395,29 @@ def _count(n: int) -> None:
         bytes_read += n
 
 
-def _read_text(part: tuple) -> tuple[bytes, bytes | None, str, bool]:
+class FileChanged(ValueError):
+    """A table file was modified after the plan was made."""
+
+
+def _unchanged(f: Any, path: str, since: float | None, label: str) -> None:
+    """Refuse a local file modified after the plan was made: reading the planned byte range
+    or row groups of a rewritten or growing file would cut records into wrong rows."""
+    if since is None or not hasattr(f, "fileno"):
+        return
+    try:
+        mtime = os.fstat(f.fileno()).st_mtime
+    except (OSError, ValueError):
+        return
+    if mtime > since:
+        raise FileChanged(
+            f"{label}: the file changed after the plan was made (modified "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(mtime))}), so its planned "
+            "byte ranges or row groups no longer fit. Keep the input unchanged while a job "
+            "runs; then resume (--force, as its fingerprint changed) or start a new run."
+        )
+
+
+def _read_text(part: tuple, since: float | None = None) -> tuple[bytes, bytes | None, str, bool]:
     """The payload's bytes, the header to prepend, a label for errors, and whether the bytes
     are a slice of their file (not all of it), so records may have been cut."""
     path = part[1]
@@ -405,6 +428,7 @@ def _read_text(part: tuple) -> tuple[bytes, bytes | None, str, bool]:
         label = f"{path} (bytes {start}-{end})"
     try:
         with _open(path) as f:
+            _unchanged(f, path, since, label)
             f.seek(start)
             data = f.read() if end is None else f.read(end - start)
             sliced = start > 0 or (end is not None and f.read(1) != b"")
@@ -591,12 +615,14 @@ def _json_options(pd: Any) -> dict[str, Any]:
     return options
 
 
-def _read_parquet(part: tuple, columns: tuple[str, ...] | None) -> Any:
+def _read_parquet(part: tuple, columns: tuple[str, ...] | None,
+                  since: float | None = None) -> Any:
     import pyarrow.parquet as pq
 
     path = part[1]
     try:
         with _open(path) as f:
+            _unchanged(f, path, since, path)
             pf = pq.ParquetFile(f)
             md = pf.metadata
             groups = list(part[2]) if part[0] == "rowgroups" else list(range(md.num_row_groups))
@@ -608,6 +634,8 @@ def _read_parquet(part: tuple, columns: tuple[str, ...] | None) -> Any:
             else:
                 table = pf.schema_arrow.empty_table()
             n = sum(_row_group_bytes(md.row_group(i)) for i in groups)
+    except FileChanged:
+        raise
     except Exception as e:  # noqa: BLE001 - any pyarrow error here means the file is unreadable
         raise ValueError(
             f"{path}: cannot read it as Parquet ({type(e).__name__}: {e}). The file is corrupt "
