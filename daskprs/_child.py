@@ -126,6 +126,40 @@ def _watch_parent(parent_pid: int) -> None:
 
 # Starts the message of an init_error raised while importing the entry script, not in init().
 IMPORT_FAILED = "importing the entry script: "
+USER_LOG_FORMAT = "%(asctime)s|%(levelname)s|%(name)s|%(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """Give user code what Azure's PRS gives it: a root-logger handler at ``logging_level``.
+
+    Without it, ``logging.info()`` in an entry script is dropped and a warning reaches the log
+    file bare (Python's last-resort handler). Records go to stderr, which is this process's
+    ``processNNN.stdout.txt``, with time, level and logger name. EntryScript().logger has its
+    own file, so its records are not written here a second time. A script that configures
+    logging itself still gets what it asks for: while this handler is the root's only one,
+    ``logging.basicConfig()`` replaces it, as it would configure an unconfigured root.
+    """
+    import logging
+
+    from .entry_script import LOGGER_NAME
+
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(USER_LOG_FORMAT))
+    handler.addFilter(lambda record: record.name != LOGGER_NAME)
+    root.addHandler(handler)
+    root.setLevel(level)
+    basic_config = logging.basicConfig
+
+    def basicConfig(**kwargs: Any) -> None:  # noqa: N802 - stands in for logging.basicConfig
+        if root.handlers == [handler]:
+            root.removeHandler(handler)
+        basic_config(**kwargs)
+
+    basicConfig.__doc__ = basic_config.__doc__
+    logging.basicConfig = basicConfig
 
 
 class Runner:
@@ -221,6 +255,7 @@ def main(fd: int, status_path: str) -> None:
     status = StatusFile(status_path)
     _, config = conn.recv()
     os.environ["DASKPRS_LOGGING_LEVEL"] = config.logging_level
+    configure_logging(config.logging_level)
     t0 = time.time()
     runner = None
     try:

@@ -173,6 +173,9 @@ def format_rows(result: Any, to_csv: dict[str, Any]) -> tuple[bytes, bytes]:
     return text.encode("utf-8"), header.encode("utf-8")
 
 
+LOGGER_NAME = "ParallelRunStep"  # EntryScript().logger, as Azure names it
+
+
 class EntryScript:
     """Azure's ``azureml_user.parallel_run.EntryScript``: logger and folders of this process.
 
@@ -216,7 +219,7 @@ class EntryScript:
     @property
     def logger(self) -> logging.Logger:
         if self._logger is None:
-            logger = logging.getLogger("ParallelRunStep")
+            logger = logging.getLogger(LOGGER_NAME)
             logger.setLevel(os.environ.get("DASKPRS_LOGGING_LEVEL", "INFO"))
             handler = logging.FileHandler(
                 os.path.join(self.log_dir, f"{self.agent_name}.log.txt"), encoding="utf-8")

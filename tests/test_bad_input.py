@@ -84,6 +84,27 @@ def test_bad_input_exit_2_with_one_clear_paragraph(project, case):
         assert part in proc.stderr, (part, proc.stderr)
 
 
+@pytest.mark.parametrize(("setting", "expected"), [
+    ("node_count=2", "unknown key 'node_count'; in a v2 spec, that is resources.instance_count."),
+    ("output_action=append_row", "append_row is task.append_row_to: ${{outputs.NAME}}"),
+    ("run_max_try=3", "retry_settings.max_retries, which counts retries, not tries"),
+    ("allowed_failed_percent=10", "the PRS switch --allowed_failed_percent VALUE in "
+     "task.program_arguments"),
+    ("task.source_directory=.", "task: unknown key 'source_directory'; in a v2 spec, that is "
+     "task.code."),
+    ("outputs_mod=x", "unknown key 'outputs_mod'. Did you mean 'outputs'?"),
+])
+def test_unknown_keys_get_their_v2_name_never_an_ignored_key(project, setting, expected):
+    # Azure-only keys (outputs_mode, code_configuration) are accepted and do nothing, so they
+    # must never be the suggestion; v1 / PRS names get the v2 key that does what they meant.
+    spec = project / "job.yml"
+    spec.write_text(GOOD)
+    proc = cli("validate", str(spec), "--set", setting)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error: ") and expected in proc.stderr, proc.stderr
+    assert "outputs_mode" not in proc.stderr and "code_configuration" not in proc.stderr
+
+
 def test_an_entry_script_import_that_is_not_installed(project):
     (project / "code" / "helper.py").write_text("X = 1\n")
     (project / "code" / "score.py").write_text(

@@ -163,6 +163,73 @@ def test_environment_variables_working_dir_and_argv_on_workers(tmp_path):
     assert read_lines(result.append_row_file) == [expected] * 2
 
 
+LOGGING_SCRIPT = """
+import logging
+
+from azureml_user.parallel_run import EntryScript
+
+log = logging.getLogger("myapp")
+log.info("at import")
+
+
+def init():
+    log.debug("init debug")
+    EntryScript().logger.warning("entry script line")
+
+
+def run(mb):
+    logging.info("root info")
+    log.debug("run debug")
+    log.warning("run warning")
+    return mb
+"""
+
+
+def _user_logs(run_dir, kind):
+    folder = run_dir / "logs" / "user" / kind
+    return "".join(p.read_text() for p in sorted(folder.rglob("*.txt")))
+
+
+@pytest.mark.parametrize(("level", "expected"), [
+    ("DEBUG", ["INFO|myapp|at import", "DEBUG|myapp|init debug", "INFO|root|root info",
+               "DEBUG|myapp|run debug", "WARNING|myapp|run warning"]),
+    ("WARNING", ["WARNING|myapp|run warning"]),
+])
+def test_logging_level_applies_to_stdlib_logging_in_user_code(tmp_path, level, expected):
+    # As Azure's PRS: a root-logger handler writes records at or above logging_level to the
+    # process's stdout log, with time, level and logger name; EntryScript().logger keeps its
+    # own file and is not repeated there.
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "logs.py").write_text(LOGGING_SCRIPT)
+    job = file_job(make_files(tmp_path / "data", 2), mini_batch_size="2", output=False,
+                   max_concurrency_per_instance=1, logging_level=level)
+    job["task"] = {"code": str(tmp_path / "code"), "entry_script": "logs.py"}
+    result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True, workers=1)
+    assert result.ok, result.reason
+    lines = _user_logs(tmp_path / "run", "stdout").splitlines()
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\|"
+    assert [line for line in lines if re.match(stamp, line)] == lines, lines
+    assert [line.split("|", 1)[1] for line in lines] == expected
+    assert "entry script line" in _user_logs(tmp_path / "run", "entry_script_log")
+
+
+def test_a_script_that_calls_basic_config_gets_its_own_format_and_level(tmp_path):
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "logs.py").write_text(
+        "import logging\n"
+        "def init():\n"
+        "    logging.basicConfig(level=logging.DEBUG, format='mine %(levelname)s %(message)s')\n"
+        "def run(mb):\n"
+        "    logging.getLogger('myapp').debug('run debug')\n"
+        "    return mb\n")
+    job = file_job(make_files(tmp_path / "data", 2), mini_batch_size="2", output=False,
+                   max_concurrency_per_instance=1)  # logging_level: INFO, the default
+    job["task"] = {"code": str(tmp_path / "code"), "entry_script": "logs.py"}
+    result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True, workers=1)
+    assert result.ok, result.reason
+    assert _user_logs(tmp_path / "run", "stdout").splitlines() == ["mine DEBUG run debug"]
+
+
 def test_plan_of_100k_files_is_fast_and_runs_no_user_code(tmp_path):
     # File creation is slow on some disks; a RAM folder keeps the fixture cheap.
     base = tempfile.mkdtemp(dir="/dev/shm") if os.path.isdir("/dev/shm") else str(tmp_path)

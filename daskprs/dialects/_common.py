@@ -22,6 +22,35 @@ AZURE_ONLY = frozenset({
     "stage", "latest_version", "outputs_mode", "component",
 })
 
+# SDK v1 (ParallelRunConfig), sdk-1-5 runsettings and PRS-switch names that a v2 spec spells
+# differently: an unknown key among them is answered with its v2 form, not with a look-alike key.
+V2_EQUIVALENTS = {
+    "node_count": "that is resources.instance_count",
+    "instance_count": "that is resources.instance_count",
+    "resource_layout": "that is resources.instance_count",
+    "process_count_per_node": "that is max_concurrency_per_instance",
+    "run_invocation_timeout": "that is retry_settings.timeout",
+    "timeout": "that is retry_settings.timeout",
+    "max_retries": "that is retry_settings.max_retries",
+    "run_max_try": ("that is retry_settings.max_retries, which counts retries, not tries "
+                    "(run_max_try 3 is max_retries 2)"),
+    "allowed_failed_count": "that is mini_batch_error_threshold (failed mini-batches allowed)",
+    "output_action": ("append_row is task.append_row_to: ${{outputs.NAME}} (an output declared "
+                      "under outputs:), and summary_only is the default (no append_row_to)"),
+    "source_directory": "that is task.code",
+    "code": "that is task.code",
+    "entry_script": "that is task.entry_script",
+    "entry": "that is task.entry_script",
+    "arguments": "that is task.program_arguments",
+    "args": "that is task.program_arguments",
+    "program_arguments": "that is task.program_arguments",
+    "append_row_to": "that is task.append_row_to",
+    **{name: f"that is the PRS switch --{name} VALUE in task.program_arguments"
+       for name in ("allowed_failed_percent", "append_row_file_name",
+                    "append_row_dataframe_header", "task_overhead_timeout",
+                    "progress_update_timeout", "first_task_creation_timeout")},
+}
+
 # PRS switches that may appear in program arguments, and the JobSpec field each one sets.
 PRS_SWITCHES = {
     "--error_threshold": "error_threshold",
@@ -51,9 +80,13 @@ SWITCH_YAML_KEY = {
 
 def check_keys(
     mapping: Mapping[str, Any], known: Iterable[str], where: str,
-    ignored: Iterable[str] = AZURE_ONLY,
+    ignored: Iterable[str] = AZURE_ONLY, equivalents: Mapping[str, str] | None = None,
 ) -> None:
-    """Unknown keys are errors naming the closest known key; Azure-only keys get one INFO line."""
+    """Unknown keys are errors naming the closest known key; Azure-only keys get one INFO line.
+
+    Only known keys are suggested: an ignored one would be accepted and do nothing. A key in
+    ``equivalents`` (another schema's name) gets its replacement instead of a suggestion.
+    """
     known = set(known)
     ignored = set(ignored) - known
     skipped = []
@@ -63,8 +96,10 @@ def check_keys(
         if key in ignored:
             skipped.append(key)
             continue
+        if equivalents and key in equivalents:
+            raise SpecError(f"{where}: unknown key '{key}'; in a v2 spec, {equivalents[key]}.")
         raise SpecError(
-            f"{where}: unknown key '{key}'.{closest(str(key), known | ignored)} "
+            f"{where}: unknown key '{key}'.{closest(str(key), known)} "
             f"Known keys here: {', '.join(sorted(known))}."
         )
     if skipped:

@@ -24,6 +24,7 @@ from ..spec import (
     closest,
 )
 from ._common import (
+    V2_EQUIVALENTS,
     apply_switches,
     as_bool,
     as_float,
@@ -83,7 +84,7 @@ def _k(where: str, key: str) -> str:
 
 
 def from_mapping(raw: Mapping[str, Any], *, base_dir: str, where: str = "") -> JobSpec:
-    check_keys(raw, TOP_KEYS, where or "spec")
+    check_keys(raw, TOP_KEYS, where or "spec", equivalents=V2_EQUIVALENTS)
     explicit = set(raw)
     inputs = _inputs(as_mapping(raw.get("inputs"), _k(where, "inputs")), base_dir, where)
     outputs = _outputs(as_mapping(raw.get("outputs"), _k(where, "outputs")), base_dir, where)
@@ -91,7 +92,7 @@ def from_mapping(raw: Mapping[str, Any], *, base_dir: str, where: str = "") -> J
     task_raw = as_mapping(raw.get("task"), _k(where, "task"))
     if not task_raw:
         raise SpecError(f"{_k(where, 'task')}: missing; give task.code and task.entry_script.")
-    check_keys(task_raw, TASK_KEYS, _k(where, "task"))
+    check_keys(task_raw, TASK_KEYS, _k(where, "task"), equivalents=V2_EQUIVALENTS)
     if task_raw.get("type", "run_function") != "run_function":
         raise SpecError(
             f"{_k(where, 'task.type')}: {task_raw['type']!r} is not supported; use run_function."
