@@ -15,7 +15,7 @@ from daskprs.errors import SpecError
 from daskprs.inputs import load_payload, partitioned, tabular
 from daskprs.inputs.mltable import read_mltable
 from daskprs.inputs.partitioned import UNSTAGED, plan_partitions
-from daskprs.plan import Reader
+from daskprs.plan import MiniBatch, Reader
 
 CSV = Reader(format="delimited", options={})
 # Values that are unsafe as folder names, or that a type guess would change.
@@ -32,19 +32,21 @@ def sales(n: int = 3000) -> pd.DataFrame:
 
 
 def expected_groups(path: str) -> dict[tuple[str, str], pd.DataFrame]:
-    df = pd.read_csv(path, dtype={"store": str, "brand": str}, keep_default_na=False,
-                     na_values={"week": [""], "price": [""]})
-    return {k: g.reset_index(drop=True) for k, g in df.groupby(["store", "brand"], sort=True)}
+    """Each key group as run() gets it: rows of pd.read_csv (the dtypes without partition
+    keys) grouped by the keys' text as written ("NA" and "" are NaN in the column)."""
+    df = pd.read_csv(path)
+    text = pd.read_csv(path, usecols=["store", "brand"], dtype=str, keep_default_na=False)
+    return {k: df.loc[rows].reset_index(drop=True)
+            for k, rows in text.groupby(["store", "brand"]).groups.items()}
 
 
 def check_groups(groups, reader, expected) -> None:
-    assert [tuple(key.values()) for key, _, _ in groups] == sorted(expected)
+    assert sorted(tuple(key.values()) for key, _, _ in groups) == sorted(expected)
     for key, payload, est in groups:
         df = load_payload(payload, reader, key)
         want = expected[(key["store"], key["brand"])]
         assert est > 0
-        pd.testing.assert_frame_equal(df[list(want.columns)], want, check_dtype=False)
-        assert df["store"].map(type).eq(str).all()
+        pd.testing.assert_frame_equal(df, want)
 
 
 def test_flat_csv_keys_stage_one_group_per_combination(tmp_path, monkeypatch):
@@ -67,7 +69,7 @@ def test_plan_without_staging_lists_keys_only(tmp_path):
     path = str(tmp_path / "sales.csv")
     sales(500).to_csv(path, index=False)
     groups = plan_partitions([path], CSV, ["store", "brand"], what="in")
-    assert [tuple(k.values()) for k, _, _ in groups] == sorted(expected_groups(path))
+    assert sorted(tuple(k.values()) for k, _, _ in groups) == sorted(expected_groups(path))
     assert {p for _, p, _ in groups} == {UNSTAGED}
     assert sum(est for *_, est in groups) == pytest.approx(os.path.getsize(path), abs=50)
     with pytest.raises(ValueError, match="planned without staging"):
@@ -89,6 +91,79 @@ def test_flat_parquet_on_a_distributed_client(tmp_path):
         got = load_payload(payload, reader, key)
         want = df[df["brand"] == key["brand"]].reset_index(drop=True)
         pd.testing.assert_frame_equal(got[list(want.columns)], want)
+
+
+def rows_by_key(groups, reader) -> dict[tuple, pd.DataFrame]:
+    return {tuple(k.values()): load_payload(p, reader, k) for k, p, _ in groups}
+
+
+def test_key_columns_keep_their_dtype_and_key_values_are_text(tmp_path):
+    """run() gets the key columns as without partition_keys (user code compares Store with
+    1001); partition_key_value holds their text: the CSV field as written, else str()."""
+    csv = tmp_path / "t.csv"
+    csv.write_text("store,flag,v\n007,True,0\n7,False,1\n7,True,2\nNA,True,3\n,True,4\n")
+    groups = plan_partitions([str(csv)], CSV, ["store", "flag"], what="in",
+                             staging_dir=str(tmp_path / "st"))
+    got = rows_by_key(groups, CSV)
+    assert set(got) == {("007", "True"), ("7", "False"), ("7", "True"), ("NA", "True"),
+                        ("", "True")}
+    plain = pd.read_csv(csv)
+    for df in got.values():
+        pd.testing.assert_frame_equal(df, plain[plain.v.isin(df.v)].reset_index(drop=True))
+    assert got[("007", "True")].store.tolist() == [7] and got[("7", "True")].v.tolist() == [2]
+    assert got[("NA", "True")].store.isna().all() and got[("", "True")].v.tolist() == [4]
+    unstaged = plan_partitions([str(csv)], CSV, ["store", "flag"], what="in")
+    assert [k for k, _, _ in unstaged] == [k for k, _, _ in groups]
+    # MLTable transforms see the typed columns and keep the key text along
+    filtered = Reader(format="delimited", options={}, transforms=(
+        ("filter", 'col("store") == 7'), ("keep_columns", ("store", "flag"))))
+    got = rows_by_key(plan_partitions([str(csv)], filtered, ["store", "flag"], what="in",
+                                      staging_dir=str(tmp_path / "st1")), filtered)
+    assert {k: len(df) for k, df in got.items()} == {
+        ("007", "True"): 1, ("7", "False"): 1, ("7", "True"): 1}
+    assert list(got[("007", "True")].columns) == ["store", "flag"]
+
+    parquet = tmp_path / "t.parquet"
+    pq.write_table(pa.table({
+        "store": pa.array([1001, 5, 1001, 5, 999, 5], pa.int64()),
+        "brand": pa.array(["a", "", None, None, "a", "a"]),
+        "region": pa.array([1, None, 2, 1, None, 2], pa.int64()),
+        "v": range(6)}), parquet)
+    pqr = Reader(format="parquet", options={})
+    got = rows_by_key(plan_partitions([str(parquet)], pqr, ["store", "brand"], what="in",
+                                      staging_dir=str(tmp_path / "st2")), pqr)
+    # a null key is None, a group apart from "" (Azure gives a missing value too)
+    assert {k: df.v.tolist() for k, df in got.items()} == {
+        ("1001", "a"): [0], ("5", ""): [1], ("1001", None): [2], ("5", None): [3],
+        ("999", "a"): [4], ("5", "a"): [5]}
+    assert got[("1001", "a")].store.dtype == "int64"
+    assert (got[("1001", "a")].store == 1001).all()
+    assert got[("5", None)].brand.isna().all() and got[("5", "")].brand.tolist() == [""]
+    plain = pd.read_parquet(parquet)
+    pd.testing.assert_frame_equal(got[("5", "a")], plain.iloc[[5]].reset_index(drop=True))
+    # integers with nulls are floats in pandas (as without keys), but their key is "2"
+    got = rows_by_key(plan_partitions([str(parquet)], pqr, ["region"], what="in",
+                                      staging_dir=str(tmp_path / "st3")), pqr)
+    assert {k: df.v.tolist() for k, df in got.items()} == {
+        ("1",): [0, 3], (None,): [1, 4], ("2",): [2, 5]}
+    assert got[("2",)].region.dtype == "float64" and got[("2",)].region.tolist() == [2.0, 2.0]
+    summary = MiniBatch(index=0, id="x", payload=("group", ()), items=0,
+                        partition_key_value={"region": None}).describe()
+    assert summary == "key group region=(missing) (0 parts)"
+
+
+def test_a_key_column_of_mixed_types_is_staged_as_text(tmp_path):
+    """pandas parses a large CSV column that turns from numbers to text as Python ints and
+    strs mixed, which Parquet cannot hold: staging writes that column as text."""
+    path = tmp_path / "t.csv"
+    path.write_text("store,v\n" + "".join(f"{i % 2},{i}\n" for i in range(300_000)) + "x,0\n")
+    with pytest.warns(pd.errors.DtypeWarning):
+        assert pd.read_csv(path).store.map(type).nunique() == 2  # the premise
+    got = rows_by_key(plan_partitions([str(path)], CSV, ["store"], what="in",
+                                      staging_dir=str(tmp_path / "st")), CSV)
+    assert {k: len(df) for k, df in got.items()} == {("0",): 150_000, ("1",): 150_000,
+                                                      ("x",): 1}
+    assert set(got[("1",)].store) == {"1"} and got[("1",)].v.is_monotonic_increasing
 
 
 def test_missing_key_column_names_the_columns(tmp_path):

@@ -9,8 +9,10 @@ Keys come from one of two places:
 * **A flat table** whose columns are the keys. It is read once, on the Dask cluster and never
   in the driver, and staged as one Parquet fragment per (source chunk, key combination) with
   its original row number; a group is its fragments, which the loader puts back in source
-  order. Key values are kept as their exact text, so any character round-trips: the folder
-  names of the staging area are hashes, and the values travel inside the data.
+  order. The columns keep the dtypes they have without partition_keys (an int64 ``Store``
+  stays int64), while key values are text, exact for CSV (``007``), so any character
+  round-trips: the folder names of the staging area are hashes. A missing (null) key value is
+  None, a group apart from the empty string.
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ from ..errors import InputError, SpecError
 from ..plan import Reader
 from .tabular import (
     ROW_COLUMN,
-    as_key_strings,
     data_files,
     file_parts,
+    key_text,
     load_part,
     parse_partition_path,
     partition_fields,
@@ -47,9 +49,10 @@ UNSTAGED = ("group", (("staged", None),))
 def plan_partitions(
     paths: list[str], reader: Reader, keys: Any, *, what: str,
     staging_dir: str | None = None, client: Any = None,
-) -> list[tuple[dict[str, str], tuple, int]]:
+) -> list[tuple[dict[str, str | None], tuple, int]]:
     """``(key values, payload, estimated items)`` per distinct key combination, sorted by the
     key values (as strings); estimated items are bytes for tables and files for file lists.
+    A key value is text; a table's missing (null) key is None, a group of its own.
 
     Folder keys need no data read. Keys that are columns of a flat table are staged into
     ``staging_dir`` on ``client`` (or Dask's threaded scheduler); each payload is then
@@ -144,7 +147,7 @@ def _plan_folders(
 def _plan_table(
     paths: list[str], reader: Reader, keys: tuple[str, ...], *, what: str,
     staging_dir: str | None, client: Any,
-) -> list[tuple[dict[str, str], tuple, int]]:
+) -> list[tuple[dict[str, str | None], tuple, int]]:
     import dask.dataframe as dd
     import pandas as pd
 
@@ -154,19 +157,19 @@ def _plan_table(
     # A plain dict: the default options mapping (a mappingproxy) does not pickle.
     reader = dataclasses.replace(reader, options=dict(reader.options))
     jobs = [(i, payload) for i, (payload, _) in enumerate(chunks)]
-    key_meta = {k: pd.Series([], dtype="str") for k in keys}
+    key_meta = {k: pd.Series([], dtype=object) for k in keys}  # text, None where missing
     if staging_dir is None:
         meta = pd.DataFrame({**key_meta, _ROWS: pd.Series([], dtype="int64")})
         counts = _compute(dd.from_map(_count_chunk, jobs, reader=reader, keys=keys, meta=meta,
                                       enforce_metadata=False, label="daskprs-keys"), client)
         if counts.empty:
             return []
-        rows = counts.groupby(list(keys), sort=False)[_ROWS].sum()
+        rows = counts.groupby(list(keys), sort=False, dropna=False)[_ROWS].sum()
         total_rows = max(int(rows.sum()), 1)
         total_bytes = sum(est for _, est in chunks)
         return [(dict(zip(keys, _combo(combo), strict=True)), UNSTAGED,
                  round(total_bytes * int(n) / total_rows))
-                for combo, n in sorted(rows.items(), key=lambda kv: _combo(kv[0]))]
+                for combo, n in sorted(rows.items(), key=lambda kv: _text_order(kv[0]))]
     os.makedirs(staging_dir, exist_ok=True)
     meta = pd.DataFrame({**key_meta, _FILE: pd.Series([], dtype="str"),
                          _BYTES: pd.Series([], dtype="int64"),
@@ -174,20 +177,26 @@ def _plan_table(
     staged = _compute(dd.from_map(_stage_chunk, jobs, reader=reader, keys=keys,
                                   staging_dir=staging_dir, meta=meta, enforce_metadata=False,
                                   label="daskprs-stage"), client)
-    groups: dict[tuple[str, ...], list[tuple[int, str, int]]] = {}
+    groups: dict[tuple[str | None, ...], list[tuple[int, str, int]]] = {}
     columns = [staged[k] for k in keys] + [staged[_FILE], staged[_BYTES], staged[_CHUNK]]
     for *values, path, nbytes, chunk in zip(*columns, strict=True):
-        groups.setdefault(tuple(map(str, values)), []).append((int(chunk), str(path), int(nbytes)))
+        groups.setdefault(_combo(tuple(values)), []).append((int(chunk), str(path), int(nbytes)))
     out = []
-    for combo in sorted(groups):
+    for combo in sorted(groups, key=_text_order):
         fragments = sorted(groups[combo])
         payload = ("group", tuple(("staged", path) for _, path, _ in fragments))
         out.append((dict(zip(keys, combo, strict=True)), payload, sum(n for _, _, n in fragments)))
     return out
 
 
-def _combo(value: Any) -> tuple[str, ...]:
-    return tuple(str(v) for v in value) if isinstance(value, tuple) else (str(value),)
+def _text_order(value: Any) -> tuple:
+    return tuple((v is None, v or "") for v in _combo(value))
+
+
+def _combo(value: Any) -> tuple[str | None, ...]:
+    """Key values from a groupby key or a result row: text, None for a missing value."""
+    values = value if isinstance(value, tuple) else (value,)
+    return tuple(v if isinstance(v, str) else None for v in values)
 
 
 def _compute(collection: Any, client: Any) -> Any:
@@ -196,27 +205,34 @@ def _compute(collection: Any, client: Any) -> Any:
     return collection.compute(scheduler="threads")
 
 
-def _keyed(job: tuple[int, tuple], reader: Reader, keys: tuple[str, ...], **kw: Any) -> Any:
+def _keyed(job: tuple[int, tuple], reader: Reader, keys: tuple[str, ...],
+           **kw: Any) -> tuple[Any, list[Any]]:
+    """One source chunk as run() would see it, and the text of each key column."""
     _, payload = job
-    df = load_part(payload, reader, str_columns=keys, **kw)
+    df = load_part(payload, reader, key_columns=keys, **kw)
     missing = [k for k in keys if k not in df.columns]
     if missing:
         raise SpecError(
             f"partition key(s) {', '.join(missing)} are neither folders nor columns of "
-            f"{payload[1]} (columns: {', '.join(map(str, df.columns))}). Name columns of the "
+            f"{payload[1]} (columns: {', '.join(_visible(df.columns))}). Name columns of the "
             "table in partition_keys, or key=value folders."
         )
-    for k in keys:
-        df[k] = as_key_strings(df[k])
-    return df
+    return df, [key_text(df, k) for k in keys]
+
+
+def _visible(columns: Any) -> list[str]:
+    return [str(c) for c in columns if not str(c).startswith("__daskprs_")]
 
 
 def _count_chunk(job: tuple[int, tuple], reader: Reader, keys: tuple[str, ...]) -> Any:
     """Rows per key combination in one source chunk (plan only: nothing is written)."""
+    import pandas as pd
+
     # Only the key columns are needed unless a transform or the path column needs the rest.
     columns = keys if not reader.transforms and reader.format == "parquet" else None
-    df = _keyed(job, reader, keys, columns=columns)
-    counts = df.groupby(list(keys), sort=False, dropna=False).size()
+    _, texts = _keyed(job, reader, keys, columns=columns)
+    frame = pd.DataFrame({k: t.to_numpy() for k, t in zip(keys, texts, strict=True)})
+    counts = frame.groupby(list(keys), sort=False, dropna=False).size()
     out = counts.reset_index(name=_ROWS)
     return out[[*keys, _ROWS]]
 
@@ -229,24 +245,39 @@ def _stage_chunk(
     import pandas as pd
 
     index, _ = job
-    df = _keyed(job, reader, keys)
+    df, texts = _keyed(job, reader, keys)
     df[ROW_COLUMN] = (index << 40) + np.arange(len(df), dtype="int64")
     rows = []
-    for combo, group in df.groupby(list(keys), sort=False, dropna=False):
+    for combo, group in df.groupby([t.to_numpy() for t in texts], sort=False, dropna=False):
         values = _combo(combo)
         folder = os.path.join(staging_dir, group_folder(values))
         os.makedirs(folder, exist_ok=True)
         target = os.path.join(folder, f"part-{index:06d}.parquet")
         tmp = f"{target}.{uuid.uuid4().hex}.tmp"
-        group.to_parquet(tmp, index=False)
+        _write_fragment(group, tmp)
         os.replace(tmp, target)  # a retried task overwrites its own fragment whole
         rows.append([*values, target, os.path.getsize(target), index])
     return pd.DataFrame(rows, columns=[*keys, _FILE, _BYTES, _CHUNK]).astype(
         {_BYTES: "int64", _CHUNK: "int64"})
 
 
-def group_folder(values: tuple[str, ...]) -> str:
+def _write_fragment(group: Any, path: str) -> None:
+    """``group`` as Parquet, which keeps the dtypes run() would get without partition keys;
+    a column of mixed types (pandas makes one of a large CSV column that is numbers in part
+    of it) cannot be Parquet and is written as text."""
+    import pyarrow as pa
+
+    try:
+        group.to_parquet(path, index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        mixed = {c: group[c].astype("str").where(group[c].notna()) for c in group.columns
+                 if group[c].dtype == object}
+        group.assign(**mixed).to_parquet(path, index=False)
+
+
+def group_folder(values: tuple[str | None, ...]) -> str:
     """A safe, unique folder name for a key combination: a readable prefix plus a hash."""
     digest = hashlib.sha1(json.dumps(list(values)).encode()).hexdigest()[:16]
-    prefix = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(values))[:40].strip("._") or "key"
+    text = "-".join("" if v is None else v for v in values)
+    prefix = re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:40].strip("._") or "key"
     return f"{prefix}-{digest}"
