@@ -86,7 +86,7 @@ def test_flat_parquet_on_a_distributed_client(tmp_path):
                             dashboard_address=":0") as client:
         groups = plan_partitions([path], reader, ["brand"], what="in",
                                  staging_dir=str(tmp_path / "st"), client=client)
-    assert [k["brand"] for k, _, _ in groups] == sorted(BRANDS)
+    assert [k["brand"] for k, _, _ in groups] == list(dict.fromkeys(df["brand"]))
     for key, payload, _ in groups:
         got = load_payload(payload, reader, key)
         want = df[df["brand"] == key["brand"]].reset_index(drop=True)
@@ -95,6 +95,21 @@ def test_flat_parquet_on_a_distributed_client(tmp_path):
 
 def rows_by_key(groups, reader) -> dict[tuple, pd.DataFrame]:
     return {tuple(k.values()): load_payload(p, reader, k) for k, p, _ in groups}
+
+
+def test_groups_come_in_input_order(tmp_path, monkeypatch):
+    """By first row: file order, then row order, across staging chunks; not as text."""
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    pd.DataFrame({"store": [999, 5] * 400 + [1001], "v": range(801)}).to_csv(a, index=False)
+    b.write_text("store,v\n7,0\n5,0\n,0\n20,0\n")
+    monkeypatch.setattr(partitioned, "STAGE_CHUNK_BYTES", 1024)  # several chunks of a.csv
+    paths = [str(a), str(b)]
+    want = ["999", "5", "1001", "7", "", "20"]  # the empty field is "" in a CSV
+    staged = plan_partitions(paths, CSV, ["store"], what="in", staging_dir=str(tmp_path / "s"))
+    assert len(tabular.plan_tabular(paths, CSV, 1024, what="in")) > 3
+    assert [k["store"] for k, _, _ in staged] == want
+    assert [k["store"] for k, _, _ in plan_partitions(paths, CSV, ["store"], what="in")] == want
+    assert load_payload(staged[0][1], CSV, staged[0][0]).v.tolist() == list(range(0, 800, 2))
 
 
 def test_key_columns_keep_their_dtype_and_key_values_are_text(tmp_path):
@@ -225,6 +240,15 @@ def test_hive_folders(tmp_path):
     assert [tuple(k.values()) for k, _, _ in groups] == [("1", "a/b"), ("1", "c"), ("2", "c")]
     df = load_payload(groups[0][1], reader, groups[0][0])
     assert df.to_dict("list") == {"v": [1, 2], "store": ["1", "1"], "brand": ["a/b", "a/b"]}
+
+
+def test_key_folders_come_in_path_order(tmp_path):
+    for store, brand in [("1", "c"), ("2", "a")]:
+        (tmp_path / f"store={store}" / f"brand={brand}").mkdir(parents=True)
+        (tmp_path / f"store={store}" / f"brand={brand}" / "f.txt").write_text("x")
+    paths = sorted(str(p) for p in tmp_path.rglob("*.txt"))
+    groups = plan_partitions(paths, Reader(format="files"), ["brand", "store"], what="in")
+    assert [tuple(k.values()) for k, _, _ in groups] == [("c", "1"), ("a", "2")]
 
 
 def test_file_list_grouped_by_some_format_fields(tmp_path):

@@ -42,6 +42,7 @@ from .tabular import (
 
 STAGE_CHUNK_BYTES = 64 * 1024 * 1024  # source bytes per staging task
 _FILE, _BYTES, _CHUNK, _ROWS = "__daskprs_file", "__daskprs_bytes", "__daskprs_chunk", "__rows"
+_FIRST = "__daskprs_first"  # a group's first row in its chunk: (chunk << 40) + row, as ROW_COLUMN
 # The payload of a key group planned without staging (daskprs plan): never loaded.
 UNSTAGED = ("group", (("staged", None),))
 
@@ -50,9 +51,10 @@ def plan_partitions(
     paths: list[str], reader: Reader, keys: Any, *, what: str,
     staging_dir: str | None = None, client: Any = None,
 ) -> list[tuple[dict[str, str | None], tuple, int]]:
-    """``(key values, payload, estimated items)`` per distinct key combination, sorted by the
-    key values (as strings); estimated items are bytes for tables and files for file lists.
-    A key value is text; a table's missing (null) key is None, a group of its own.
+    """``(key values, payload, estimated items)`` per distinct key combination, in input
+    order: by the first file (key folders, in path order) or first row (a table, in file then
+    row order) of each combination. Estimated items are bytes for tables and files for file
+    lists. A key value is text; a table's missing (null) key is None, a group of its own.
 
     Folder keys need no data read. Keys that are columns of a flat table are staged into
     ``staging_dir`` on ``client`` (or Dask's threaded scheduler); each payload is then
@@ -131,8 +133,7 @@ def _plan_folders(
         payload[1]: (payload, est) for payload, est in file_parts(paths, reader, what=what)
     }
     out = []
-    for combo in sorted(groups):
-        files = groups[combo]
+    for combo, files in groups.items():  # first appearance in path order
         if reader.tabular:
             chosen = [parts[p] for p in files if p in parts]  # empty files are left out
             payload = ("group", tuple(part for part, _ in chosen))
@@ -159,38 +160,50 @@ def _plan_table(
     jobs = [(i, payload) for i, (payload, _) in enumerate(chunks)]
     key_meta = {k: pd.Series([], dtype=object) for k in keys}  # text, None where missing
     if staging_dir is None:
-        meta = pd.DataFrame({**key_meta, _ROWS: pd.Series([], dtype="int64")})
+        meta = pd.DataFrame({**key_meta, _ROWS: pd.Series([], dtype="int64"),
+                             _FIRST: pd.Series([], dtype="int64")})
         counts = _compute(dd.from_map(_count_chunk, jobs, reader=reader, keys=keys, meta=meta,
                                       enforce_metadata=False, label="daskprs-keys"), client)
         if counts.empty:
             return []
-        rows = counts.groupby(list(keys), sort=False, dropna=False)[_ROWS].sum()
-        total_rows = max(int(rows.sum()), 1)
+        rows = counts.groupby(list(keys), sort=False, dropna=False).agg(
+            {_ROWS: "sum", _FIRST: "min"})
+        total_rows = max(int(rows[_ROWS].sum()), 1)
         total_bytes = sum(est for _, est in chunks)
-        return [(dict(zip(keys, _combo(combo), strict=True)), UNSTAGED,
-                 round(total_bytes * int(n) / total_rows))
-                for combo, n in sorted(rows.items(), key=lambda kv: _text_order(kv[0]))]
+        counted = {_combo(combo): (int(first), int(n))
+                   for combo, n, first in zip(rows.index, rows[_ROWS], rows[_FIRST], strict=True)}
+        return [(dict(zip(keys, combo, strict=True)), UNSTAGED,
+                 round(total_bytes * counted[combo][1] / total_rows))
+                for combo in group_order({c: first for c, (first, _) in counted.items()})]
     os.makedirs(staging_dir, exist_ok=True)
     meta = pd.DataFrame({**key_meta, _FILE: pd.Series([], dtype="str"),
                          _BYTES: pd.Series([], dtype="int64"),
-                         _CHUNK: pd.Series([], dtype="int64")})
+                         _CHUNK: pd.Series([], dtype="int64"),
+                         _FIRST: pd.Series([], dtype="int64")})
     staged = _compute(dd.from_map(_stage_chunk, jobs, reader=reader, keys=keys,
                                   staging_dir=staging_dir, meta=meta, enforce_metadata=False,
                                   label="daskprs-stage"), client)
     groups: dict[tuple[str | None, ...], list[tuple[int, str, int]]] = {}
-    columns = [staged[k] for k in keys] + [staged[_FILE], staged[_BYTES], staged[_CHUNK]]
-    for *values, path, nbytes, chunk in zip(*columns, strict=True):
-        groups.setdefault(_combo(tuple(values)), []).append((int(chunk), str(path), int(nbytes)))
+    first: dict[tuple[str | None, ...], int] = {}
+    columns = [staged[k] for k in keys] + [staged[c] for c in (_FILE, _BYTES, _CHUNK, _FIRST)]
+    for *values, path, nbytes, chunk, row in zip(*columns, strict=True):
+        combo = _combo(tuple(values))
+        groups.setdefault(combo, []).append((int(chunk), str(path), int(nbytes)))
+        first[combo] = min(first.get(combo, int(row)), int(row))
     out = []
-    for combo in sorted(groups, key=_text_order):
+    for combo in group_order(first):
         fragments = sorted(groups[combo])
         payload = ("group", tuple(("staged", path) for _, path, _ in fragments))
         out.append((dict(zip(keys, combo, strict=True)), payload, sum(n for _, _, n in fragments)))
     return out
 
 
-def _text_order(value: Any) -> tuple:
-    return tuple((v is None, v or "") for v in _combo(value))
+def group_order(first: dict[tuple[str | None, ...], int]) -> list[tuple[str | None, ...]]:
+    """Key combinations by their first row in the input (file order, then row order): the
+    README's input order, not their text's (Store 5, 999, 1001, not 1001, 5, 999). Ids hold
+    the index, so a resume of a run planned in another order (daskprs before this order)
+    reuses only the mini-batches whose id is unchanged and runs the others again."""
+    return sorted(first, key=first.__getitem__)
 
 
 def _combo(value: Any) -> tuple[str | None, ...]:
@@ -226,15 +239,18 @@ def _visible(columns: Any) -> list[str]:
 
 def _count_chunk(job: tuple[int, tuple], reader: Reader, keys: tuple[str, ...]) -> Any:
     """Rows per key combination in one source chunk (plan only: nothing is written)."""
+    import numpy as np
     import pandas as pd
 
     # Only the key columns are needed unless a transform or the path column needs the rest.
     columns = keys if not reader.transforms and reader.format == "parquet" else None
+    index, _ = job
     _, texts = _keyed(job, reader, keys, columns=columns)
     frame = pd.DataFrame({k: t.to_numpy() for k, t in zip(keys, texts, strict=True)})
-    counts = frame.groupby(list(keys), sort=False, dropna=False).size()
-    out = counts.reset_index(name=_ROWS)
-    return out[[*keys, _ROWS]]
+    frame[_FIRST] = (index << 40) + np.arange(len(frame), dtype="int64")
+    out = frame.groupby(list(keys), sort=False, dropna=False).agg(
+        **{_ROWS: (_FIRST, "size"), _FIRST: (_FIRST, "min")}).reset_index()
+    return out[[*keys, _ROWS, _FIRST]]
 
 
 def _stage_chunk(
@@ -256,9 +272,10 @@ def _stage_chunk(
         tmp = f"{target}.{uuid.uuid4().hex}.tmp"
         _write_fragment(group, tmp)
         os.replace(tmp, target)  # a retried task overwrites its own fragment whole
-        rows.append([*values, target, os.path.getsize(target), index])
-    return pd.DataFrame(rows, columns=[*keys, _FILE, _BYTES, _CHUNK]).astype(
-        {_BYTES: "int64", _CHUNK: "int64"})
+        first = int(group[ROW_COLUMN].iloc[0])
+        rows.append([*values, target, os.path.getsize(target), index, first])
+    return pd.DataFrame(rows, columns=[*keys, _FILE, _BYTES, _CHUNK, _FIRST]).astype(
+        {_BYTES: "int64", _CHUNK: "int64", _FIRST: "int64"})
 
 
 def _write_fragment(group: Any, path: str) -> None:
