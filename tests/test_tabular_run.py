@@ -166,3 +166,31 @@ def test_resume_of_a_run_planned_in_text_order(tmp_path, monkeypatch):
     result = daskprs.resume(tmp_path / "run", quiet=True)
     assert result.ok and result.counts["reused"] == 1  # 5 is at index 1 in both orders
     assert read_lines(result.append_row_file) == IN_INPUT_ORDER
+
+
+def test_staged_key_groups_go_once_every_mini_batch_succeeded(tmp_path):
+    """RUN_DIR/staging holds a copy of the table: kept while a key group failed (the dead
+    letters name its files; resume stages anew), removed once all succeeded."""
+    from daskprs.errors import ResumeError
+
+    table = key_table(tmp_path)
+    flag = tmp_path / "fail"
+    flag.write_text("")
+    job = tab_job(table, partition_keys=["store", "brand"])
+    job["task"]["program_arguments"] = f"--fail-store 999 --fail-while {flag}"
+    staging = tmp_path / "run" / "staging"
+    result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True)
+    assert result.counts["failed"] == 1 and staging.is_dir()
+    dead = pd.read_json(tmp_path / "run" / "failed_mini-batches.jsonl", lines=True)
+    assert all(os.path.isfile(p) for p in dead["items"][0])
+
+    flag.unlink()
+    for _ in range(2):  # a resume after the failure, then one after the success
+        result = daskprs.resume(tmp_path / "run", quiet=True)
+        assert result.ok and read_lines(result.append_row_file) == IN_INPUT_ORDER
+        assert not staging.exists()
+
+    table.write_text(table.read_text() + "5,a,1\n")  # a refused resume leaves no copy
+    with pytest.raises(ResumeError, match="inputs changed"):
+        daskprs.resume(tmp_path / "run", quiet=True)
+    assert not staging.exists()
