@@ -181,11 +181,36 @@ def test_a_key_column_of_mixed_types_is_staged_as_text(tmp_path):
     assert set(got[("1",)].store) == {"1"} and got[("1",)].v.is_monotonic_increasing
 
 
-def test_missing_key_column_names_the_columns(tmp_path):
+def test_a_key_that_is_no_column_is_refused_before_staging(tmp_path):
     path = str(tmp_path / "s.csv")
     sales(10).to_csv(path, index=False)
-    with pytest.raises(SpecError, match=r"Store.*s\.csv.*columns: store, brand, week, price"):
+    before = tabular.bytes_read
+    with pytest.raises(SpecError, match=r"in: partition key\(s\) Store are not columns of "
+                       r".*s\.csv \(store, brand, week, price\)\. .*case-sensitive"):
         plan_partitions([path], CSV, ["Store"], what="in", staging_dir=str(tmp_path / "st"))
+    assert tabular.bytes_read == before and not (tmp_path / "st").exists()
+    # the columns as run() would see them: path column and column transforms applied
+    reader = Reader(format="delimited", options={"include_path_column": True}, transforms=(
+        ("drop_columns", ("week",)), ("extract_columns_from_partition_format", "{f}.csv")))
+    with pytest.raises(SpecError, match=r"\(Path, store, brand, price, f\)"):
+        plan_partitions([path], reader, ["week"], what="in")
+    jsonl = tmp_path / "t.jsonl"
+    jsonl.write_text('{"a": 1, "b": 2}\n')
+    with pytest.raises(SpecError, match=r"\(a, b\)"):
+        plan_partitions([str(jsonl)], Reader(format="json_lines"), ["c"], what="in")
+
+
+def test_a_key_that_is_no_folder_lists_the_folder_keys(tmp_path):
+    folder = tmp_path / "Store=1" / "Brand=a"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"v": [1]}), folder / "part-0.parquet")
+    paths = [str(folder / "part-0.parquet")]
+    reader = Reader(format="parquet", options={})
+    with pytest.raises(SpecError, match=r"Nope are neither key=value folders \(found: Store, "
+                       r"Brand\) nor columns of .*part-0\.parquet \(v\)"):
+        plan_partitions(paths, reader, ["Nope"], what="in")
+    with pytest.raises(SpecError, match=r"mix folder keys \(Store\) and other names \(v\)"):
+        plan_partitions(paths, reader, ["Store", "v"], what="in")
 
 
 def write_oj_tree(root) -> None:

@@ -38,6 +38,7 @@ from .tabular import (
     parse_partition_path,
     partition_fields,
     plan_tabular,
+    table_columns,
 )
 
 STAGE_CHUNK_BYTES = 64 * 1024 * 1024  # source bytes per staging task
@@ -67,8 +68,10 @@ def plan_partitions(
     paths = data_files(paths, reader)
     if not keys:
         raise SpecError(f"{what}: partition_keys is empty; name at least one key.")
+    folders: tuple[str, list[str]] | None = None  # (what they are, the keys found)
     if reader.partition_format:
         fields = [name for name, _ in partition_fields(reader.partition_format)]
+        folders = (f"fields of the partition format {reader.partition_format!r}", fields)
         if all(k in fields for k in keys):
             return _plan_folders(paths, reader, keys, what,
                                  lambda p: _format_values(p, reader, what))
@@ -83,6 +86,8 @@ def plan_partitions(
         hive = {p: hive_values(p, reader.root) for p in paths}
         if paths and all(all(k in h for k in keys) for h in hive.values()):
             return _plan_folders(paths, reader, keys, what, hive.__getitem__)
+        found = list(dict.fromkeys(k for h in hive.values() for k in h))
+        folders = ("key=value folders", found) if found else None
         if not reader.tabular:
             available = sorted({k for h in hive.values() for k in h})
             missing = [k for k in keys if not all(k in h for h in hive.values())]
@@ -92,7 +97,45 @@ def plan_partitions(
                 "by folders: use key=value folders, or an MLTable with "
                 "extract_columns_from_partition_format: '{key}/{file_name}.ext'."
             )
+    _check_columns(paths, reader, keys, what, folders)
     return _plan_table(paths, reader, keys, what=what, staging_dir=staging_dir, client=client)
+
+
+def _check_columns(paths: list[str], reader: Reader, keys: tuple[str, ...], what: str,
+                   folders: tuple[str, list[str]] | None) -> None:
+    """Refuse keys that are not columns of the first file before the table is staged (a
+    failed staging task would print Dask's traceback before the error)."""
+    found = table_columns(paths, reader, what)
+    if found is None:
+        return
+    path, columns = found
+    missing = [k for k in keys if k not in columns]
+    if not missing:
+        return
+    listed = f"columns of {path} ({', '.join(columns) or 'none'})"
+    if folders is None:
+        raise SpecError(
+            f"{what}: partition key(s) {', '.join(missing)} are not {listed}. Name columns of "
+            "the table in partition_keys (names are case-sensitive)."
+        )
+    label, names = folders
+    in_folders = [k for k in keys if k in names]
+    if any(k in names for k in missing) and len(in_folders) < len(keys):
+        raise SpecError(
+            f"{what}: partition_keys mix folder keys ({', '.join(in_folders)}) and other names "
+            f"({', '.join(k for k in keys if k not in names)}): name only {label} (found: "
+            f"{', '.join(names)}), or only {listed}."
+        )
+    if any(k in names for k in missing):
+        raise SpecError(
+            f"{what}: partition key(s) {', '.join(missing)} are folders of some files only: "
+            f"put every file in {label} (found: {', '.join(names)}), or name {listed}."
+        )
+    raise SpecError(
+        f"{what}: partition key(s) {', '.join(missing)} are neither {label} (found: "
+        f"{', '.join(names)}) nor {listed}. Use those names in partition_keys (names are "
+        "case-sensitive)."
+    )
 
 
 def hive_values(path: str, root: str | None = None) -> dict[str, str]:

@@ -286,6 +286,51 @@ def _first_line(path: str, what: str) -> bytes:
         raise InputError(f"{what}: cannot read the header line of {path}: {e}") from None
 
 
+def table_columns(paths: list[str], reader: Reader, what: str) -> tuple[str, list[str]] | None:
+    """``(file, columns)``: the columns run() gets from the first non-empty file, read from
+    its Parquet schema, header line or first JSON line alone, with the path column and the
+    column transforms applied; None when that cannot tell (the loader then reports it)."""
+    import json
+
+    import pandas as pd
+
+    opts = reader.options
+    path = next((p for p in data_files(paths, reader) if _size(p, what) > 0), None)
+    if path is None:
+        return None
+    try:
+        if reader.format == "parquet":
+            import pyarrow.parquet as pq
+
+            with _open(path) as f:
+                names = list(pq.ParquetFile(f).schema_arrow.names)
+        elif reader.format == "delimited":
+            line = _first_line(path, what)
+            kw = {"sep": _delimiter(opts, path), "encoding": codec(opts.get("encoding"))}
+            if opts.get("header", HEADER_MODES[0]) == "no_header":
+                width = pd.read_csv(io.BytesIO(line), header=None, nrows=1, **kw).shape[1]
+                names = [f"Column{i + 1}" for i in range(width)]
+            else:
+                names = [str(c) for c in pd.read_csv(io.BytesIO(line), nrows=0, **kw).columns]
+        elif reader.format == "json_lines":
+            names = list(json.loads(_first_line(path, what).decode(codec(opts.get("encoding")))))
+        else:
+            return None
+    except Exception:  # noqa: BLE001 - an unreadable file: its mini-batch will say why
+        return None
+    if _truthy(opts.get("include_path_column")):
+        name = str(opts.get("path_column") or "Path")
+        names = names if name in names else [name, *names]
+    for name, arg in reader.transforms:
+        if name == "keep_columns":
+            names = _names(arg)
+        elif name == "drop_columns":
+            names = [c for c in names if c not in _names(arg)]
+        elif name == "extract_columns_from_partition_format":
+            names += [f for f, _ in partition_fields(arg) if f not in names]
+    return path, names
+
+
 def _plan_parquet(path: str, batch_bytes: int, what: str) -> list[tuple[tuple, int]]:
     import pyarrow.parquet as pq
 
