@@ -262,8 +262,13 @@ def _compute(collection: Any, client: Any) -> Any:
 
 
 def _keyed(job: tuple[int, tuple], reader: Reader, keys: tuple[str, ...],
-           **kw: Any) -> tuple[Any, list[Any]]:
-    """One source chunk as run() would see it, and the text of each key column."""
+           **kw: Any) -> tuple[Any, Any, list[Any]]:
+    """One source chunk as run() would see it, and its keys as integer codes: ``codes[row,
+    i]`` indexes ``uniques[i]``, the texts of key i, or is -1 where the value is missing.
+    Codes, not a column of Python strings per key, keep a chunk's memory and grouping low."""
+    import numpy as np
+    import pandas as pd
+
     _, payload = job
     df = load_part(payload, reader, key_columns=keys, **kw)
     missing = [k for k in keys if k not in df.columns]
@@ -273,7 +278,15 @@ def _keyed(job: tuple[int, tuple], reader: Reader, keys: tuple[str, ...],
             f"{payload[1]} (columns: {', '.join(_visible(df.columns))}). Name columns of the "
             "table in partition_keys, or key=value folders."
         )
-    return df, [key_text(df, k) for k in keys]
+    factors = [pd.factorize(key_text(df, k).to_numpy()) for k in keys]
+    return df, np.stack([c for c, _ in factors], axis=1), [list(u) for _, u in factors]
+
+
+def _values(codes: Any, uniques: list[Any]) -> tuple[str | None, ...]:
+    import numpy as np
+
+    codes = (codes,) if np.ndim(codes) == 0 else codes  # a groupby on one key may give a scalar
+    return tuple(None if c < 0 else u[c] for c, u in zip(codes, uniques, strict=True))
 
 
 def _visible(columns: Any) -> list[str]:
@@ -288,12 +301,13 @@ def _count_chunk(job: tuple[int, tuple], reader: Reader, keys: tuple[str, ...]) 
     # Only the key columns are needed unless a transform or the path column needs the rest.
     columns = keys if not reader.transforms and reader.format == "parquet" else None
     index, _ = job
-    _, texts = _keyed(job, reader, keys, columns=columns)
-    frame = pd.DataFrame({k: t.to_numpy() for k, t in zip(keys, texts, strict=True)})
-    frame[_FIRST] = (index << 40) + np.arange(len(frame), dtype="int64")
-    out = frame.groupby(list(keys), sort=False, dropna=False).agg(
-        **{_ROWS: (_FIRST, "size"), _FIRST: (_FIRST, "min")}).reset_index()
-    return out[[*keys, _ROWS, _FIRST]]
+    _, codes, uniques = _keyed(job, reader, keys, columns=columns)
+    combos, first, rows = np.unique(codes, axis=0, return_index=True, return_counts=True)
+    values = [_values(combo, uniques) for combo in combos]
+    return pd.DataFrame({
+        **{k: [v[i] for v in values] for i, k in enumerate(keys)},
+        _ROWS: rows.astype("int64"), _FIRST: (index << 40) + first.astype("int64")},
+        columns=[*keys, _ROWS, _FIRST])
 
 
 def _stage_chunk(
@@ -304,11 +318,11 @@ def _stage_chunk(
     import pandas as pd
 
     index, _ = job
-    df, texts = _keyed(job, reader, keys)
+    df, codes, uniques = _keyed(job, reader, keys)
     df[ROW_COLUMN] = (index << 40) + np.arange(len(df), dtype="int64")
     rows = []
-    for combo, group in df.groupby([t.to_numpy() for t in texts], sort=False, dropna=False):
-        values = _combo(combo)
+    for combo, group in df.groupby(list(codes.T), sort=False):
+        values = _values(combo, uniques)
         folder = os.path.join(staging_dir, group_folder(values))
         os.makedirs(folder, exist_ok=True)
         target = os.path.join(folder, f"part-{index:06d}.parquet")
