@@ -162,6 +162,14 @@ def test_key_columns_keep_their_dtype_and_key_values_are_text(tmp_path):
     assert {k: df.v.tolist() for k, df in got.items()} == {
         ("1",): [0, 3], (None,): [1, 4], ("2",): [2, 5]}
     assert got[("2",)].region.dtype == "float64" and got[("2",)].region.tolist() == [2.0, 2.0]
+    # JSON lines: null (or absent) is None too, apart from ""
+    jsonl = tmp_path / "t.jsonl"
+    jsonl.write_text('{"b": "x", "v": 0}\n{"b": null, "v": 1}\n{"b": "", "v": 2}\n{"v": 3}\n')
+    jr = Reader(format="json_lines", options={})
+    got = rows_by_key(plan_partitions([str(jsonl)], jr, ["b"], what="in",
+                                      staging_dir=str(tmp_path / "st4")), jr)
+    assert {k: df.v.tolist() for k, df in got.items()} == {("x",): [0], (None,): [1, 3],
+                                                            ("",): [2]}
     summary = MiniBatch(index=0, id="x", payload=("group", ()), items=0,
                         partition_key_value={"region": None}).describe()
     assert summary == "key group region=(missing) (0 parts)"
