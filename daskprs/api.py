@@ -226,9 +226,14 @@ def _execute_locked(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | No
 
         with open_client(spec, client=client, workers=workers, quiet=quiet) as c:
             if plan_obj is None:
-                plan_obj = build_plan(spec, staging_dir=rd / "staging", client=c)
-            if state is None:
-                state = _initial_state(rd, plan_obj, resume=resume, force=force)
+                staged_before = os.path.isdir(rd.staging)
+                try:
+                    plan_obj = build_plan(spec, staging_dir=rd.staging, client=c)
+                    state = _initial_state(rd, plan_obj, resume=resume, force=force)
+                except BaseException:  # bad input, a refused resume: no copy left behind
+                    if not staged_before:
+                        shutil.rmtree(rd.staging, ignore_errors=True)
+                    raise
             if not resume:
                 rd.write_job(spec.to_dict(), {
                     "daskprs_job": spec.name, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
@@ -323,8 +328,11 @@ def _finish(spec: JobSpec, rd: RunDir, plan_obj: Plan, state: State, outcome: An
         header_row=spec.append_row.dataframe_header,
     )
     _write_reports(spec, rd, result, outcome)
-    if committed == len(plan_obj) and os.path.isdir(rd.parts):
-        shutil.rmtree(rd.parts, ignore_errors=True)  # all merged: nothing left to resume
+    if committed == len(plan_obj):  # all merged: nothing left to resume
+        # (A failed run keeps the staged key groups: failed_mini-batches.jsonl names them.)
+        for folder in (rd.parts, rd.staging):
+            if os.path.isdir(folder):
+                shutil.rmtree(folder, ignore_errors=True)
     return result
 
 

@@ -51,7 +51,7 @@ class MiniBatch:
     id: str
     payload: tuple
     items: int  # file count, or an estimate of bytes for tabular data
-    partition_key_value: Mapping[str, str] | None = None
+    partition_key_value: Mapping[str, str | None] | None = None  # None: a missing key value
 
     def describe(self) -> str:
         kind = self.payload[0]
@@ -65,7 +65,8 @@ class MiniBatch:
             return f"{self.payload[1]} row groups {list(self.payload[2])}"
         if kind == "file":
             return f"{self.payload[1]} (whole file)"
-        keys = ", ".join(f"{k}={v}" for k, v in (self.partition_key_value or {}).items())
+        keys = ", ".join(f"{k}={'(missing)' if v is None else v}"
+                         for k, v in (self.partition_key_value or {}).items())
         return f"key group {keys} ({len(self.payload[1])} parts)"
 
 
@@ -79,7 +80,7 @@ def payload_paths(payload: tuple) -> list[str]:
     return [payload[1]]
 
 
-def minibatch_id(index: int, payload: tuple, key: Mapping[str, str] | None = None) -> str:
+def minibatch_id(index: int, payload: tuple, key: Mapping[str, str | None] | None = None) -> str:
     """``<index>-<8 hex digits of what it covers>``: stable across runs, so resume can tell a
     mini-batch that covers other files or bytes (not an edit inside a file). File lists (the
     hot path: one per file for small mini-batches) hash their joined paths with CRC-32; other

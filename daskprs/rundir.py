@@ -65,6 +65,12 @@ class RunDir:
     def parts(self) -> str:
         return self / "parts"
 
+    @property
+    def staging(self) -> str:
+        """A flat table shuffled into key groups (partition_keys); each run or resume stages
+        it anew, and it goes once every mini-batch succeeded."""
+        return self / "staging"
+
     def create(self) -> None:
         for sub in ("logs/sys/job_report", "logs/user", "parts", "outputs"):
             os.makedirs(self / sub, exist_ok=True)

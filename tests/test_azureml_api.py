@@ -211,8 +211,9 @@ def test_v1_partition_format_and_partition_keys_group_files(echo):
         inputs=[files.as_named_input("music")], output=PipelineData("sizes"))
     result = daskprs.run(step, run_dir=echo / "run", quiet=True)
     assert result.ok, result.reason
+    # in path order: bob's summer rock comes before his winter jazz
     assert read_lines(result.append_row_file) == [
-        "alice pop 1", "alice rock 2", "bob jazz 1", "bob rock 1", "carol pop 1"]
+        "alice pop 1", "alice rock 2", "bob rock 1", "bob jazz 1", "carol pop 1"]
 
 
 @pytest.mark.parametrize("kind", ["csv", "parquet"])

@@ -105,6 +105,23 @@ def test_unknown_keys_get_their_v2_name_never_an_ignored_key(project, setting, e
     assert "outputs_mode" not in proc.stderr and "code_configuration" not in proc.stderr
 
 
+def test_a_misspelled_partition_key_prints_only_the_error(tmp_path):
+    """Checked against the table's header before staging: no Dask traceback first."""
+    (tmp_path / "sales.csv").write_text("Store,Brand,qty\n1,a,2\n")
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "score.py").write_text("def run(mb):\n    return []\n")
+    spec = tmp_path / "job.yml"
+    spec.write_text(GOOD.replace("{type: uri_folder, path: ./data}",
+                                 "{type: mltable, path: ./sales.csv}"))
+    proc = cli("run", str(spec), "--set", "partition_keys=[Nope]", "--run-dir",
+               str(tmp_path / "run"), "-q")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr == ("error: inputs.data: partition key(s) Nope are not columns of "
+                           f"{tmp_path / 'sales.csv'} (Store, Brand, qty). Name columns of the "
+                           "table in partition_keys (names are case-sensitive).\n")
+    assert proc.stdout == ""
+
+
 def test_an_entry_script_import_that_is_not_installed(project):
     (project / "code" / "helper.py").write_text("X = 1\n")
     (project / "code" / "score.py").write_text(

@@ -124,12 +124,73 @@ def test_partition_keys_on_flat_csv_one_run_per_key(tmp_path, marks):
         sampler.join()
     assert result.ok, result.reason
     assert result.counts["mini_batches"] == 21  # 7 stores x 3 brands
-    expected = df.groupby(["store", "brand"])["qty"].agg(["size", "sum"])
+    expected = df.groupby(["store", "brand"], sort=False)["qty"].agg(["size", "sum"])
     got = read_lines(result.append_row_file)
-    assert got == [f"{s}-{b}:{n}:{q}" for (s, b), (n, q) in expected.iterrows()]
+    assert got == [f"{s}-{b}:{n}:{q}:O" for (s, b), (n, q) in expected.iterrows()]
     calls = [line for f in os.listdir(marks) for line in read_lines(marks / f)]
     assert len(calls) == 21
     # The table (~30 MB as CSV, more as a DataFrame) was staged on the workers, not loaded
     # into the driver: the driver grew by far less than the table's size.
     table_bytes = os.path.getsize(data / "sales.csv")
     assert peak["rss"] - before < table_bytes, (peak["rss"] - before, table_bytes)
+
+
+def key_table(tmp_path):
+    """Stores 999, 5, 1001 in order of first appearance; int64 in the file."""
+    data = tmp_path / "flat"
+    data.mkdir()
+    pd.DataFrame({"store": [999, 5, 999, 1001, 5], "brand": "a", "qty": [1, 2, 3, 4, 5]}).to_csv(
+        data / "sales.csv", index=False)
+    return data / "sales.csv"
+
+
+IN_INPUT_ORDER = ["999-a:2:4:i", "5-a:2:7:i", "1001-a:1:4:i"]
+
+
+def test_resume_of_a_run_planned_in_text_order(tmp_path, monkeypatch):
+    """daskprs once ordered key groups as text (1001, 5, 999). Resuming such a run with the
+    input order reuses only the mini-batch whose id (index and content) is unchanged."""
+    from daskprs.inputs import partitioned
+
+    flag = tmp_path / "fail"
+    flag.write_text("")
+    job = tab_job(key_table(tmp_path), partition_keys=["store", "brand"])
+    job["task"]["program_arguments"] = f"--fail-store 999 --fail-while {flag}"
+    monkeypatch.setattr(partitioned, "group_order", sorted)  # the old order
+    result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True)
+    assert result.counts["failed"] == 1
+    assert read_lines(result.append_row_file) == ["1001-a:1:4:i", "5-a:2:7:i"]
+    monkeypatch.undo()
+    flag.unlink()
+
+    result = daskprs.resume(tmp_path / "run", quiet=True)
+    assert result.ok and result.counts["reused"] == 1  # 5 is at index 1 in both orders
+    assert read_lines(result.append_row_file) == IN_INPUT_ORDER
+
+
+def test_staged_key_groups_go_once_every_mini_batch_succeeded(tmp_path):
+    """RUN_DIR/staging holds a copy of the table: kept while a key group failed (the dead
+    letters name its files; resume stages anew), removed once all succeeded."""
+    from daskprs.errors import ResumeError
+
+    table = key_table(tmp_path)
+    flag = tmp_path / "fail"
+    flag.write_text("")
+    job = tab_job(table, partition_keys=["store", "brand"])
+    job["task"]["program_arguments"] = f"--fail-store 999 --fail-while {flag}"
+    staging = tmp_path / "run" / "staging"
+    result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True)
+    assert result.counts["failed"] == 1 and staging.is_dir()
+    dead = pd.read_json(tmp_path / "run" / "failed_mini-batches.jsonl", lines=True)
+    assert all(os.path.isfile(p) for p in dead["items"][0])
+
+    flag.unlink()
+    for _ in range(2):  # a resume after the failure, then one after the success
+        result = daskprs.resume(tmp_path / "run", quiet=True)
+        assert result.ok and read_lines(result.append_row_file) == IN_INPUT_ORDER
+        assert not staging.exists()
+
+    table.write_text(table.read_text() + "5,a,1\n")  # a refused resume leaves no copy
+    with pytest.raises(ResumeError, match="inputs changed"):
+        daskprs.resume(tmp_path / "run", quiet=True)
+    assert not staging.exists()

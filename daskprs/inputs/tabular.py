@@ -52,13 +52,16 @@ _PEEK = 64 * 1024
 _QUOTE_WINDOW = 16 * 1024  # bytes sampled around each cut of a delimited file for quotes
 # Written next to Parquet data by Spark, Dask and pyarrow; not data files themselves.
 _PARQUET_SIDECARS = ("_metadata", "_common_metadata", "_SUCCESS")
-# pandas' default NA strings (kept here so the key columns can opt out of them).
+# pandas' default NA strings (the NA rules of infer_column_types: false and empty_as_string).
 _NA_STRINGS = (
     "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
 )
 log = logging.getLogger("daskprs")
 ROW_COLUMN = "__daskprs_row"  # original row order of staged key groups (see partitioned.py)
+# KEY_TEXT + name: a partition key's text where its parsed column lost it (see load_part)
+KEY_TEXT = "__daskprs_text:"
+_HIDDEN = "__daskprs_"  # columns of ours that transforms carry along
 
 
 def codec(encoding: str | None) -> str:
@@ -284,6 +287,51 @@ def _first_line(path: str, what: str) -> bytes:
         raise InputError(f"{what}: cannot read the header line of {path}: {e}") from None
 
 
+def table_columns(paths: list[str], reader: Reader, what: str) -> tuple[str, list[str]] | None:
+    """``(file, columns)``: the columns run() gets from the first non-empty file, read from
+    its Parquet schema, header line or first JSON line alone, with the path column and the
+    column transforms applied; None when that cannot tell (the loader then reports it)."""
+    import json
+
+    import pandas as pd
+
+    opts = reader.options
+    path = next((p for p in data_files(paths, reader) if _size(p, what) > 0), None)
+    if path is None:
+        return None
+    try:
+        if reader.format == "parquet":
+            import pyarrow.parquet as pq
+
+            with _open(path) as f:
+                names = list(pq.ParquetFile(f).schema_arrow.names)
+        elif reader.format == "delimited":
+            line = _first_line(path, what)
+            kw = {"sep": _delimiter(opts, path), "encoding": codec(opts.get("encoding"))}
+            if opts.get("header", HEADER_MODES[0]) == "no_header":
+                width = pd.read_csv(io.BytesIO(line), header=None, nrows=1, **kw).shape[1]
+                names = [f"Column{i + 1}" for i in range(width)]
+            else:
+                names = [str(c) for c in pd.read_csv(io.BytesIO(line), nrows=0, **kw).columns]
+        elif reader.format == "json_lines":
+            names = list(json.loads(_first_line(path, what).decode(codec(opts.get("encoding")))))
+        else:
+            return None
+    except Exception:  # noqa: BLE001 - an unreadable file: its mini-batch will say why
+        return None
+    if _truthy(opts.get("include_path_column")):
+        name = str(opts.get("path_column") or "Path")
+        names = names if name in names else [name, *names]
+    for name, arg in reader.transforms:
+        if name == "keep_columns":
+            names = _names(arg)
+        elif name == "drop_columns":
+            names = [c for c in names if c not in _names(arg)]
+        elif name == "extract_columns_from_partition_format":
+            names += [f for f, _ in partition_fields(arg) if f not in names]
+    return path, names
+
+
 def _plan_parquet(path: str, batch_bytes: int, what: str) -> list[tuple[tuple, int]]:
     import pyarrow.parquet as pq
 
@@ -320,7 +368,8 @@ def load_tabular(payload: tuple, reader: Reader, key: dict[str, str] | None = No
     """The pandas DataFrame for one mini-batch (runs in the worker's child process).
 
     Reads exactly the payload's bytes, parses them with the reader's options, applies the
-    MLTable transforms, and adds the partition ``key`` columns (as strings) when missing.
+    MLTable transforms, and adds the partition ``key`` columns (as strings, a None value as
+    missing) when the data lacks them.
     A ``("group", parts)`` payload is its parts concatenated in order. Unreadable data raises
     ``ValueError`` naming the file, so only this mini-batch fails.
     """
@@ -337,18 +386,22 @@ def load_tabular(payload: tuple, reader: Reader, key: dict[str, str] | None = No
         df = load_part(payload, reader)
     for name, value in (key or {}).items():
         if name not in df.columns:
-            df[name] = pd.Series([str(value)] * len(df), index=df.index, dtype="str")
+            df[name] = pd.Series([value] * len(df), index=df.index, dtype="str")
     return df
 
 
 def load_part(
-    part: tuple, reader: Reader, *, str_columns: tuple[str, ...] = (),
+    part: tuple, reader: Reader, *, key_columns: tuple[str, ...] = (),
     columns: tuple[str, ...] | None = None,
 ) -> Any:
     """One payload (not a group) parsed and transformed.
 
-    ``str_columns`` are read as their exact text (partition keys: ``007`` stays ``007``, an
-    empty field is ``""``). ``columns`` limits a Parquet read when no transform needs the rest.
+    Columns are parsed as without partition keys, so run() sees the same dtypes either way.
+    Partition key values are text, though, and a parsed column may have lost it (CSV ``007``
+    is the number 7; an int64 Parquet column with nulls is float64, ``1001.0``): such a
+    ``key_columns`` column gets a hidden companion ``KEY_TEXT + name`` with the text (None
+    where the value is null), which transforms carry along. ``columns`` limits a Parquet read
+    when no transform needs the rest.
     """
     kind = part[0]
     if kind == "staged":
@@ -358,23 +411,19 @@ def load_part(
     path = part[1]
     opts = reader.options
     if reader.format == "parquet":
-        df = _read_parquet(part, columns, reader.unchanged_since)
+        df = _read_parquet(part, columns, key_columns, reader.unchanged_since)
     elif reader.format in ("delimited", "json_lines"):
         if kind == "rowgroups":
             raise ValueError(f"{path}: row groups given for a {reader.format} reader.")
         data, header, label, sliced = _read_text(part, reader.unchanged_since)
         if reader.format == "delimited":
-            df = _parse_delimited(data, header, path, label, opts, str_columns, sliced)
+            df = _parse_delimited(data, header, path, label, opts, key_columns, sliced)
             if sliced and b'"' in data and _fewer_rows_than_lines(df, data, header, opts):
                 _check_quotes(df, label)
         else:
             df = _parse_json_lines(data, label, opts)
     else:
         raise ValueError(f"{path}: reader format {reader.format!r} is not tabular.")
-    if reader.format != "delimited":
-        for name in str_columns:
-            if name in df.columns:
-                df[name] = as_key_strings(df[name])
     if _truthy(opts.get("include_path_column")):
         name = str(opts.get("path_column") or "Path")
         if name in df.columns:
@@ -384,9 +433,17 @@ def load_part(
     return apply_transforms(df, part, reader)
 
 
-def as_key_strings(series: Any) -> Any:
-    """Values as their text, missing as ``""``: partition key values are strings."""
-    return series.astype("str").where(series.notna(), "")
+def key_text(df: Any, name: str) -> Any:
+    """A partition key column as text, None where missing; takes its companion out of ``df``.
+
+    A CSV key is its field as written (an empty field is ``""``: CSV cannot tell it from a
+    missing value); other formats give the value's ``str``, or None where it is null.
+    """
+    companion = KEY_TEXT + name
+    if companion in df.columns:
+        return df.pop(companion)
+    column = df[name]
+    return column.astype("str").astype(object).where(column.notna(), None)
 
 
 def _count(n: int) -> None:
@@ -449,7 +506,7 @@ def _read_text(part: tuple, since: float | None = None) -> tuple[bytes, bytes | 
 
 def _parse_delimited(
     data: bytes, header: bytes | None, path: str, label: str, opts: Any,
-    str_columns: tuple[str, ...], sliced: bool = False,
+    key_columns: tuple[str, ...] = (), sliced: bool = False,
 ) -> Any:
     import pandas as pd
 
@@ -464,21 +521,14 @@ def _parse_delimited(
             width = pd.read_csv(io.BytesIO(buf), header=None, nrows=1, **base).shape[1]
             base.update(header=None, names=[f"Column{i + 1}" for i in range(width)])
         kw: dict[str, Any] = {}
-        if infer and not empty_as_string and not str_columns:
+        if infer and not empty_as_string:
             pass  # pandas' own NA rules: the same frame as pd.read_csv of the file
         else:
-            na = [v for v in (_NA_STRINGS if infer else ("",)) if not (empty_as_string and v == "")]
-            if str_columns:
-                names = base.get("names") or list(pd.read_csv(io.BytesIO(buf), nrows=0,
-                                                              **base).columns)
-                kw["na_values"] = {c: na for c in names if c not in str_columns}
-            else:
-                kw["na_values"] = na
+            kw["na_values"] = [v for v in (_NA_STRINGS if infer else ("",))
+                               if not (empty_as_string and v == "")]
             kw["keep_default_na"] = False
         if not infer:
             kw["dtype"] = str
-        elif str_columns:
-            kw["dtype"] = dict.fromkeys(str_columns, str)
         df = pd.read_csv(io.BytesIO(buf), **base, **kw)
     except (ValueError, UnicodeError, pd.errors.ParserError) as e:
         if "EOF inside string" in str(e):
@@ -491,10 +541,18 @@ def _parse_delimited(
             "in read_delimited, or fix the file."
         ) from None
     if empty_as_string and infer:
-        df = _numeric_where_only_empty(df, str_columns)
-    for name in str_columns:
-        if name in df.columns:
-            df[name] = df[name].fillna("")
+        df = _numeric_where_only_empty(df)
+    # Key columns whose text the parse changed (a number, a boolean, a missing value, mixed
+    # types): read once more, only those, as written.
+    lost = [k for k in key_columns if k in df.columns
+            and not (pd.api.types.is_string_dtype(df[k]) and not df[k].hasnans)]
+    if lost:
+        text = pd.read_csv(io.BytesIO(buf), usecols=lost, dtype=object, na_filter=False, **base)
+        if len(text) != len(df):  # cannot happen: the same bytes and rules give the same rows
+            raise ValueError(f"{label}: the partition key columns parse to {len(text)} rows, "
+                             f"the table to {len(df)}.")
+        for k in lost:
+            df[KEY_TEXT + k] = text[k].to_numpy()
     return df
 
 
@@ -542,13 +600,13 @@ def _check_quotes(df: Any, label: str) -> None:
             )
 
 
-def _numeric_where_only_empty(df: Any, keep: tuple[str, ...]) -> Any:
+def _numeric_where_only_empty(df: Any) -> Any:
     """With empty_as_string, columns that are numbers apart from empty fields stay numeric."""
     import pandas as pd
 
     for name in df.columns:
         s = df[name]
-        if name in keep or s.dtype.kind in "biufcmM":
+        if str(name).startswith(_HIDDEN) or s.dtype.kind in "biufcmM":
             continue
         empty = s == ""
         if empty.any():
@@ -616,7 +674,9 @@ def _json_options(pd: Any) -> dict[str, Any]:
 
 
 def _read_parquet(part: tuple, columns: tuple[str, ...] | None,
-                  since: float | None = None) -> Any:
+                  key_columns: tuple[str, ...] = (), since: float | None = None) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     path = part[1]
@@ -642,7 +702,12 @@ def _read_parquet(part: tuple, columns: tuple[str, ...] | None,
             "or not Parquet; replace it or remove it from the input."
         ) from None
     _count(n)
-    return table.to_pandas()
+    df = table.to_pandas()
+    for k in key_columns:  # pandas makes integers with nulls floats: 1001 would be "1001.0"
+        if k in table.column_names and pa.types.is_integer(table.schema.field(k).type) \
+                and df[k].dtype.kind == "f":
+            df[KEY_TEXT + k] = pc.cast(table.column(k), pa.string()).to_numpy(zero_copy_only=False)
+    return df
 
 
 def _read_staged(path: str | None) -> Any:
@@ -678,7 +743,7 @@ def _keep_columns(df: Any, arg: Any, part: tuple, reader: Reader) -> Any:
     if missing:
         raise ValueError(f"{part[1]}: keep_columns names {missing}, but the data has columns "
                          f"{list(df.columns)}.")
-    return df[wanted]
+    return df[wanted + [c for c in df.columns if str(c).startswith(_HIDDEN)]]
 
 
 def _drop_columns(df: Any, arg: Any, part: tuple, reader: Reader) -> Any:
