@@ -68,7 +68,7 @@ def open_client(spec: JobSpec, client: Any = None, workers: int | None = None,
     # every 10 ms, which only ever shows a thread waiting for a user-code process.
     settings = {"distributed.admin.low-level-log-length": LOW_LEVEL_LOG_LENGTH,
                 "distributed.worker.profile.enabled": False}
-    _quiet_comm_close()
+    _quiet_expected_errors()
     with dask.config.set(settings), _open_owned(spec, workers, quiet) as owned:
         yield owned
 
@@ -109,6 +109,7 @@ def _open_local(spec: JobSpec, workers: int | None, quiet: bool) -> Iterator[Any
         devices = visible_devices(c.gpus_per_instance)
         n = workers or c.n_workers or len(devices)
         cluster = LocalGPUCluster(devices, n_workers=n, **kwargs)
+        processes = True
         if not quiet:
             log.info("%d GPU workers on devices %s", n, ",".join(devices))
     else:
@@ -123,6 +124,8 @@ def _open_local(spec: JobSpec, workers: int | None, quiet: bool) -> Iterator[Any
     try:
         with Client(cluster) as owned:
             _STARTED[owned] = "local"
+            if processes:
+                owned.register_plugin(_QuietWorkerLogs())
             if c.gpus_per_instance:
                 owned.wait_for_workers(len(cluster.worker_spec), timeout=60)
             if not quiet:
@@ -142,10 +145,33 @@ class _CommClosedFilter(logging.Filter):
         return record.msg != "Batched Comm Closed %r"
 
 
-def _quiet_comm_close() -> None:
-    logger = logging.getLogger("distributed.batched")
-    if not any(isinstance(f, _CommClosedFilter) for f in logger.filters):
-        logger.addFilter(_CommClosedFilter())
+class _InputErrorFilter(logging.Filter):
+    """Drops a worker's "Compute Failed" record, with its traceback, for a daskprs task that
+    refused bad input (a staging task finding no key column in a file): the error reaches
+    the driver, which reports it in one paragraph with exit 2."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (str(record.msg).startswith("Compute Failed") and len(args) >= 4
+                    and "daskprs-" in str(args[0])
+                    and str(args[3]).startswith(("SpecError(", "InputError(")))
+
+
+class _QuietWorkerLogs(WorkerPlugin):
+    """The same quieting inside worker processes (``processes: true``, partition_keys)."""
+
+    name = "daskprs-quiet-logs"
+
+    def setup(self, worker: Any) -> None:
+        _quiet_expected_errors()
+
+
+def _quiet_expected_errors() -> None:
+    for name, kind in (("distributed.batched", _CommClosedFilter),
+                       ("distributed.worker", _InputErrorFilter)):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, kind) for f in logger.filters):
+            logger.addFilter(kind())
 
 
 @contextlib.contextmanager

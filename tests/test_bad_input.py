@@ -122,6 +122,23 @@ def test_a_misspelled_partition_key_prints_only_the_error(tmp_path):
     assert proc.stdout == ""
 
 
+def test_a_key_column_missing_from_a_later_file_prints_only_the_error(tmp_path):
+    """Found while staging, on a worker process: still no Dask traceback before the error."""
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a.csv").write_text("Store,qty\n1,2\n2,3\n")
+    (tmp_path / "t" / "b.csv").write_text("Shop,qty\n1,2\n")
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "score.py").write_text("def run(mb):\n    return []\n")
+    spec = tmp_path / "job.yml"
+    spec.write_text(GOOD.replace("{type: uri_folder, path: ./data}", "{type: mltable, path: ./t}")
+                    + "partition_keys: [Store]\n")
+    proc = cli("run", str(spec), "--run-dir", str(tmp_path / "run"), "-q")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error: partition key(s) Store are neither folders nor "
+                                  f"columns of {tmp_path / 't' / 'b.csv'} (columns: Shop, qty)")
+    assert "Compute Failed" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
 def test_an_entry_script_import_that_is_not_installed(project):
     (project / "code" / "helper.py").write_text("X = 1\n")
     (project / "code" / "score.py").write_text(
