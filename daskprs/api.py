@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import shlex
 import shutil
 import time
 from collections import Counter
@@ -145,8 +146,8 @@ def run(
     rd = RunDir(os.fspath(run_dir) if run_dir else default_run_dir(spec.name))
     if os.path.isfile(rd.journal):
         raise SpecError(
-            f"run dir {rd.path} already holds a run; use `daskprs resume {rd.path}` to finish it, "
-            "or pick another --run-dir."
+            f"run dir {rd.path} already holds a run; use `daskprs resume "
+            f"{shlex.quote(rd.path)}` to finish it, or pick another --run-dir."
         )
     return _execute(spec, rd, client=client, workers=workers, quiet=quiet, resume=False)
 
@@ -369,7 +370,7 @@ def _write_reports(spec: JobSpec, rd: RunDir, result: RunResult, outcome: Any) -
         lines.append("Details: logs/job_error.txt, failed_mini-batches.jsonl, "
                      "logs/sys/job_report/processed_mini-batches.csv, logs/user/stdout/.")
         lines.append(f"Resume (reruns only failed and unprocessed mini-batches): "
-                     f"daskprs resume {rd.path}")
+                     f"daskprs resume {shlex.quote(rd.path)}")
     rd.write_text("logs/job_result.txt", "\n".join(lines) + "\n")
 
     groups = Counter(f["error_type"] for f in result.failures)

@@ -69,7 +69,7 @@ def bind_text(text: str, spec: JobSpec, outputs: Mapping[str, str]) -> str:
                     f"program_arguments: input '{name}' has no value; give it with "
                     f"--set inputs.{name}=VALUE, or wrap the argument in $[[ ... ]]."
                 )
-            return str(inp.value if inp.is_literal else inp.path)
+            return str(inp.value) if inp.is_literal else _one_token(ref, str(inp.path))
         if kind == "outputs":
             if name not in outputs:
                 raise SpecError(
@@ -77,7 +77,7 @@ def bind_text(text: str, spec: JobSpec, outputs: Mapping[str, str]) -> str:
                     f"{closest(name, list(outputs))} Declared outputs: "
                     f"{', '.join(sorted(outputs)) or 'none'}."
                 )
-            return outputs[name]
+            return _one_token(ref, outputs[name])
         if ref == "name":
             return spec.name
         if ref == "default_datastore":
@@ -87,8 +87,49 @@ def bind_text(text: str, spec: JobSpec, outputs: Mapping[str, str]) -> str:
     return _REF.sub(value, _OPTIONAL.sub(optional, text))
 
 
+def _one_token(ref: str, path: str) -> str:
+    """A path for program_arguments, which are split on whitespace (as on Azure): a path
+    with a space would reach the script in pieces, naming another file."""
+    if any(c.isspace() for c in path):
+        name = ref.partition(".")[2]
+        hint = (f"give outputs.{name}.path without spaces, or a --run-dir without spaces (an "
+                "output without a path lands in RUN_DIR/outputs)" if ref.startswith("outputs.")
+                else f"give inputs.{name} a path without spaces (a link to it will do)")
+        raise SpecError(
+            f"program_arguments: '${{{{{ref}}}}}' is {path!r}, which holds a space; "
+            f"arguments are split on whitespace, so the script would get it in pieces: {hint}."
+        )
+    return path
+
+
+def _check_places(spec: JobSpec, run_dir: str, outputs: Mapping[str, str]) -> None:
+    """Outputs that cannot be written as declared, or that would become input."""
+    for name, path in outputs.items():
+        if spec.outputs[name].type == "uri_file" and (path.endswith(("/", os.sep))
+                                                       or os.path.isdir(path)):
+            raise SpecError(
+                f"outputs.{name}: type uri_file, but {path} is a folder; give a file path "
+                "(e.g. .../scores.txt), or declare the output as type: uri_folder."
+            )
+    data = spec.data_input.path
+    if not data or "://" in data or not os.path.isdir(data):
+        return
+    root = os.path.realpath(data)
+    places = [(f"outputs.{n}", p if spec.outputs[n].type != "uri_file" else os.path.dirname(p))
+              for n, p in outputs.items()] + [("the run directory", run_dir)]
+    for what, place in places:
+        real = os.path.realpath(place)
+        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+            raise SpecError(
+                f"{what} ({place}) lies inside the input folder {data}: what the job writes "
+                "would become its own input on a resume (and change the input's fingerprint). "
+                "Put it outside the input folder."
+            )
+
+
 def bind(spec: JobSpec, run_dir: str) -> BoundJob:
     outputs = output_paths(spec, run_dir)
+    _check_places(spec, run_dir, outputs)
     # Tokens split on whitespace with quotes kept, as Azure's runtime does.
     argv = tuple(bind_text(spec.task.program_arguments, spec, outputs).split())
     append_file = None

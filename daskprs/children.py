@@ -8,6 +8,7 @@ plugin adopts them (``prestart`` / ``adopt``) instead of starting its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -61,6 +62,7 @@ class ChildProcess:
         self.init_seconds: float | None = None
         self._kill_lock = threading.Lock()
         self._killed = False
+        self._started: list[Any] = []  # psutil.Process of what user code started
 
     def wait_ready(self, should_abort: Any) -> tuple | None:
         """Block until init() finished; returns None, or ``(type, message, traceback)``."""
@@ -184,6 +186,7 @@ class ChildProcess:
     def stop(self, grace: float = 10.0) -> str | None:
         """Ask for shutdown(), wait up to ``grace`` seconds, then kill. Returns its error."""
         error = None
+        self._started = _descendants(self.proc.pid)  # before it exits and orphans them
         if self.proc.poll() is None and self.ready:
             try:
                 self.conn.send(("stop",))
@@ -205,17 +208,33 @@ class ChildProcess:
         """
         with self._kill_lock:
             if self.proc.poll() is None:
+                self._started += _descendants(self.proc.pid)
                 try:
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
                 self.proc.wait()
+            for p in self._started:  # started in a session of their own: not in the group
+                with contextlib.suppress(Exception):
+                    p.kill()
+            self._started = []
             if self._killed:
                 return
             self._killed = True
             self.conn.close()
             self.status.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _descendants(pid: int) -> list[Any]:
+    """The processes a user-code process started, also those in a session of their own
+    (``start_new_session=True``), which killing its process group does not reach."""
+    try:
+        import psutil
+
+        return psutil.Process(pid).children(recursive=True)
+    except Exception:  # noqa: BLE001 - gone already, or psutil cannot see it
+        return []
 
 
 def new_run_id() -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import shlex
 import sys
 import traceback
 from collections.abc import Callable
@@ -97,7 +98,7 @@ def _report(result: Any, quiet: bool) -> None:
             click.echo(f"output {name}: {path}")
     click.echo(f"run dir: {result.run_dir}  (logs/job_result.txt)")
     if result.status != "succeeded" or c["failed"]:  # failures within the thresholds too
-        click.echo(f"resume: daskprs resume {result.run_dir}")
+        click.echo(f"resume: daskprs resume {shlex.quote(str(result.run_dir))}")
 
 
 @main.command()

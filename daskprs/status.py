@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections import Counter
 
 from .rundir import Journal, RunDir
@@ -61,5 +62,5 @@ def summarize(run_dir: str) -> str:
     for name, path in (meta.get("outputs") or {}).items():
         lines.append(f"output {name}: {path}")
     if len(ok) < n:
-        lines.append(f"resume: daskprs resume {rd.path}")
+        lines.append(f"resume: daskprs resume {shlex.quote(rd.path)}")
     return "\n".join(lines)

@@ -63,6 +63,16 @@ CASES = [
     ("not parallel", GOOD.replace("type: parallel", "type: command"), [], {},
      ["type: 'command' is not a parallel job"]),
     ("no workers", GOOD, ["--workers", "0"], {}, ["workers=0: give at least 1"]),
+    ("uri_file output that is a folder", GOOD.replace("{type: uri_folder}",
+     "{type: uri_file, path: ./code}"), [], {},
+     ["outputs.out: type uri_file, but", "code is a folder", "type: uri_folder"]),
+    ("output inside the input", GOOD.replace("{type: uri_folder}",
+     "{type: uri_folder, path: ./data/scored}"), [], {},
+     ["outputs.out (", "data/scored) lies inside the input folder", "outside the input folder"]),
+    ("a bound path with a space", GOOD.replace("{type: uri_folder}",
+     "{type: uri_folder, path: './my out'}").replace("  append_row_to", "  program_arguments: "
+     "--out ${{outputs.out}}\n  append_row_to"), [], {},
+     ["'${{outputs.out}}' is", "my out', which holds a space", "a --run-dir without spaces"]),
     ("negative stall timeout", GOOD.replace("  append_row_to", "  program_arguments: "
      "--progress_update_timeout -1\n  append_row_to"), [], {},
      ["progress_update_timeout: must be a positive number"]),

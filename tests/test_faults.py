@@ -487,3 +487,31 @@ def test_a_job_with_no_result_fails_even_within_its_thresholds(tmp_path):
     # the many-models idiom: summary_only and empty returns is a success
     job = file_job(data, args="--mode short", output=False)
     assert daskprs.run(job, run_dir=tmp_path / "summary", quiet=True).status == "succeeded"
+
+
+def test_processes_user_code_starts_in_their_own_session_end_with_it(tmp_path):
+    # killpg does not reach a process started with start_new_session=True (a daemon, a
+    # server): on a hard timeout and at the end of the run they are killed too.
+    data = make_files(tmp_path / "data", 4)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "spawn.py").write_text(
+        "import os, subprocess, time\n\n"
+        "def run(mb):\n"
+        "    p = subprocess.Popen(['sleep', '600'], start_new_session=True)\n"
+        f"    open(os.path.join({str(pids)!r}, str(p.pid)), 'w').close()\n"
+        "    if any(x.endswith('f00002.txt') for x in mb):\n"
+        "        time.sleep(600)  # hangs: killed at the timeout\n"
+        "    return mb\n")
+    job = file_job(data, retry_settings={"max_retries": 0, "timeout": 3})
+    job["task"].update(code=str(code), entry_script="spawn.py")
+    result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True)
+    assert result.counts["failed"] == 1 and result.failures[0]["error_type"] == "Timeout"
+    started = [int(p) for p in os.listdir(pids)]
+    assert len(started) == 4
+    deadline = time.monotonic() + 10
+    while any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in started):
+        assert time.monotonic() < deadline, [p for p in started if psutil.pid_exists(p)]
+        time.sleep(0.1)
