@@ -228,20 +228,19 @@ def _execute_locked(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | No
         with open_client(spec, client=client, workers=workers, quiet=quiet) as c:
             if plan_obj is None:
                 staged_before = os.path.isdir(rd.staging)
+                if not resume:  # staging takes a while: a driver killed in it can resume
+                    _write_job(rd, spec, bound, None)
                 try:
                     plan_obj = build_plan(spec, staging_dir=rd.staging, client=c)
                     state = _initial_state(rd, plan_obj, resume=resume, force=force)
-                except BaseException:  # bad input, a refused resume: no copy left behind
+                except BaseException as e:  # bad input, a refused resume: no copy left behind
                     if not staged_before:
                         shutil.rmtree(rd.staging, ignore_errors=True)
+                    if not resume and not isinstance(e, KeyboardInterrupt):
+                        os.remove(rd / "job.yaml")  # not a run: its --run-dir stays free
                     raise
             if not resume:
-                rd.write_job(spec.to_dict(), {
-                    "daskprs_job": spec.name, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                       time.gmtime()),
-                    "mini_batches": len(plan_obj),
-                    "outputs": dict(bound.output_paths), "argv": list(bound.argv),
-                })
+                _write_job(rd, spec, bound, len(plan_obj))
             for name, path in bound.output_paths.items():
                 is_file = spec.outputs[name].type == "uri_file"
                 os.makedirs(os.path.dirname(path) if is_file else path, exist_ok=True)
@@ -264,6 +263,14 @@ def _execute_locked(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | No
     finally:
         children.discard(plugin_name)
     return _finish(spec, rd, plan_obj, state, outcome, bound, time.monotonic() - start)
+
+
+def _write_job(rd: RunDir, spec: JobSpec, bound: BoundJob, mini_batches: int | None) -> None:
+    rd.write_job(spec.to_dict(), {
+        "daskprs_job": spec.name, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "mini_batches": mini_batches,  # None while a partition_keys table is being staged
+        "outputs": dict(bound.output_paths), "argv": list(bound.argv),
+    })
 
 
 def _initial_state(rd: RunDir, plan_obj: Plan, *, resume: bool, force: bool) -> State:

@@ -13,7 +13,7 @@ from .rundir import Journal, RunDir
 def summarize(run_dir: str) -> str:
     rd = RunDir(run_dir)
     meta = rd.read_job()
-    n = int(meta.get("mini_batches", 0))
+    n = int(meta.get("mini_batches") or 0)  # None: stopped while staging partition_keys
     ok: set[int] = set()
     tried: set[int] = set()
     attempts = 0

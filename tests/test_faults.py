@@ -515,3 +515,36 @@ def test_processes_user_code_starts_in_their_own_session_end_with_it(tmp_path):
     while any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in started):
         assert time.monotonic() < deadline, [p for p in started if psutil.pid_exists(p)]
         time.sleep(0.1)
+
+
+def test_driver_killed_while_staging_partition_keys_then_resume(tmp_path):
+    import pandas as pd
+
+    rows = 600_000
+    table = tmp_path / "flat"
+    table.mkdir()
+    pd.DataFrame({"store": [f"s{i % 5}" for i in range(rows)], "qty": [i % 10 for i in range(rows)],
+                  "note": ["some text to make the table take a while"] * rows}).to_csv(
+        table / "sales.csv", index=False)
+    spec = tmp_path / "job.yml"
+    spec.write_text(json.dumps({
+        "type": "parallel", "inputs": {"t": {"type": "mltable", "path": str(table)}},
+        "outputs": {"out": {"type": "uri_file"}}, "input_data": "${{inputs.t}}",
+        "partition_keys": ["store"],
+        "task": {"code": str(tmp_path / "code"), "entry_script": "s.py",
+                 "append_row_to": "${{outputs.out}}"}}))
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "s.py").write_text(
+        "def run(df, ctx):\n    return [f\"{ctx.partition_key_value['store']} {len(df)}\"]\n")
+    run_dir = tmp_path / "run"
+    proc = _start_cli_run([str(spec)], run_dir)
+    deadline = time.monotonic() + 60
+    while not (run_dir / "staging").is_dir():  # staging started; no mini-batch has run yet
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "journal.jsonl").exists()
+    resumed = cli("resume", str(run_dir), "-q")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert read_lines(run_dir / "outputs/out/out.txt") == [f"s{k} {rows // 5}" for k in range(5)]
