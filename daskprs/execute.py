@@ -443,6 +443,9 @@ class Driver:
                 if not reason and first_result and now - last_progress > self.spec.stall_timeout:
                     reason = (f"no progress for {self.spec.stall_timeout:g} s "
                               "(progress_update_timeout)")
+                    if not self._live_workers():
+                        reason += ("; the cluster has no Dask worker left (lost or stopped): "
+                                   "start workers again, then resume")
                 if reason:
                     self._stop("failed", reason)
                 if fingerprint_due and self.plan.fingerprint_ready:

@@ -210,6 +210,31 @@ def test_existing_scheduler_runs_the_job_with_the_code_folder_shipped(tmp_path):
     assert sorted(os.listdir(shipped_dir)) == ["probe.py", "probe_helper.py"]
 
 
+def test_losing_every_worker_of_a_cluster_says_so(tmp_path):
+    data = make_files(tmp_path / "data", 40)
+    code = write_probe(tmp_path / "code")
+    spec = tmp_path / "job.yml"
+    spec.write_text(json.dumps(probe_job(data, code, args="--sleep 0.5")))
+    with dask_processes(tmp_path) as (address, procs):
+        run = subprocess.Popen(
+            [sys.executable, "-m", "daskprs", "run", str(spec), "--set",
+             f"cluster.address={address}", "--set",
+             "task.program_arguments=--sleep 0.5 --progress_update_timeout 5",
+             "--run-dir", str(tmp_path / "run"), "-q"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        journal = tmp_path / "run" / "journal.jsonl"
+        deadline = time.monotonic() + 60
+        while not (journal.exists() and '"t":"chunk"' in journal.read_text()):
+            assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+            time.sleep(0.1)
+        for name in ("w0", "w1"):  # every worker goes, the scheduler stays
+            os.killpg(procs[name].pid, 9)
+        out, _ = run.communicate(timeout=120)
+    assert run.returncode == 1, out
+    assert "no progress for 5 s (progress_update_timeout); the cluster has no Dask worker " \
+           "left (lost or stopped): start workers again, then resume" in out, out
+
+
 def _unshare_prefix():
     """A command prefix that gives a process its own mount namespace, or None."""
     for prefix in (["unshare", "-m"], ["unshare", "-r", "-m"]):
