@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 demo: $(STAMP)
 	$(BIN)/python examples/file_scoring/make_data.py
+	rm -rf daskprs-runs/demo-file-scoring  # the demo starts afresh each time
 	$(BIN)/daskprs run examples/file_scoring/job.yml --run-dir daskprs-runs/demo-file-scoring
 	@echo
 	@echo "Outputs: daskprs-runs/demo-file-scoring/outputs/scores/parallel_run_step.txt"
