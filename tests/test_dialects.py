@@ -269,13 +269,14 @@ def run(mini_batch):
 """
 
 
-def _frame_job(tmp_path, settings):
+def _frame_job(tmp_path, settings, header_switch=True):
     data = make_files(tmp_path / "data", 4)
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "frame.py").write_text(FRAME)
     if settings:
+        to_csv = {"sep": ","} if settings is True else settings
         (tmp_path / "src" / "parallel_run_step.settings.json").write_text(json.dumps(
-            {"append_row": {"pandas.DataFrame.to_csv": {"sep": ","}}}))
+            {"append_row": {"pandas.DataFrame.to_csv": to_csv}}))
     job = {
         "type": "parallel", "name": "frames",
         "inputs": {"data": {"type": "uri_folder", "path": str(data)}},
@@ -283,8 +284,9 @@ def _frame_job(tmp_path, settings):
         "mini_batch_size": "2", "max_concurrency_per_instance": 2,
         "task": {"code": str(tmp_path / "src"), "entry_script": "frame.py",
                  "append_row_to": "${{outputs.out}}",
-                 "program_arguments": "--append_row_dataframe_header True "
-                                      "--append_row_file_name Frames.CSV"},
+                 "program_arguments": ("--append_row_dataframe_header True "
+                                       if header_switch else "")
+                 + "--append_row_file_name Frames.CSV"},
     }
     result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True)
     assert result.ok, result.reason
@@ -298,6 +300,14 @@ def test_append_row_header_file_name_and_settings_json(tmp_path, settings):
     sep = "," if settings else " "
     assert read_lines(result.append_row_file) == [f"name{sep}size"] + [
         f"f0000{i}.txt{sep}{size}" for i in range(4)]
+
+
+def test_a_header_in_the_settings_json_is_one_line_atop_the_file(tmp_path):
+    # "header": true among the to_csv settings: one header line, as the switch gives, not a
+    # header per mini-batch (nor none, as before)
+    result, size = _frame_job(tmp_path, {"sep": ",", "header": True}, header_switch=False)
+    assert read_lines(result.append_row_file) == ["name,size"] + [
+        f"f0000{i}.txt,{size}" for i in range(4)]
 
 
 def test_to_pandas_reads_the_header_that_append_row_dataframe_header_wrote(tmp_path):

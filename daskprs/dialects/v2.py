@@ -285,6 +285,8 @@ def _append_row_settings(code: str, fields: dict[str, Any]) -> AppendRowSettings
             to_csv = dict(settings.get("append_row", {}).get("pandas.DataFrame.to_csv", {}))
         except (OSError, ValueError, AttributeError) as e:
             raise SpecError(f"{settings_path}: cannot read append_row settings: {e}.") from None
+    if to_csv.pop("header", False) is True:  # one header line atop the file, not one per chunk
+        fields = {**fields, "dataframe_header": True}
     return AppendRowSettings(to_csv=to_csv, **fields)
 
 
