@@ -175,6 +175,11 @@ def _execute(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | None, qui
         raise SpecError(f"workers={workers}: give at least 1 (or leave it out for the spec's "
                         "own count).")
     check_entry_script(spec.task.entry_path)
+    if spec.stall_timeout < spec.retry_settings.timeout:
+        log.warning("progress_update_timeout (%g s) is shorter than retry_settings.timeout "
+                    "(%g s): a run() that takes longer than the first stops the whole job as "
+                    "'no progress' before its own timeout", spec.stall_timeout,
+                    spec.retry_settings.timeout)
     rd.create()
     with rd.locked():
         return _execute_locked(spec, rd, client=client, workers=workers, quiet=quiet,

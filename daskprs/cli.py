@@ -91,7 +91,7 @@ def _report(result: Any, quiet: bool) -> None:
                f"{c['items_failed']} items failed ({result.elapsed:.1f} s).")
     if result.reason:
         click.echo(f"reason: {result.reason}")
-    if result.append_row_file:
+    if result.append_row_file and (c["succeeded"] or c["reused"]):  # not an empty file
         click.echo(f"output: {result.append_row_file}")
     for name, path in result.outputs.items():
         if path != result.append_row_file and not quiet:

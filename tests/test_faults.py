@@ -190,14 +190,18 @@ def test_init_failing_everywhere_fails_fast_with_its_traceback(tmp_path):
     assert "model file is corrupt" in text and "Traceback" in text
 
 
-def test_stall_fails_the_job_with_progress_update_timeout(tmp_path):
+def test_stall_fails_the_job_with_progress_update_timeout(tmp_path, caplog):
     data = make_files(tmp_path / "data", 6)
     job = file_job(data, mini_batch_size="1", args="--mode hang --trigger f00002.txt",
                    retry_settings={"max_retries": 0, "timeout": 100})
     job["task"]["program_arguments"] += " --progress_update_timeout 3"
     job["max_concurrency_per_instance"] = 1
     start = time.monotonic()
-    result = run_job(job, tmp_path / "run", workers=1)
+    with caplog.at_level("WARNING", logger="daskprs"):
+        result = run_job(job, tmp_path / "run", workers=1)
+    # said up front: the stall limit is shorter than a run()'s own timeout
+    assert "progress_update_timeout (3 s) is shorter than retry_settings.timeout (100 s)" \
+        in caplog.text
     assert result.status == "failed"
     assert "no progress for 3 s (progress_update_timeout)" in result.reason
     assert time.monotonic() - start < 20
