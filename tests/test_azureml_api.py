@@ -17,6 +17,7 @@ from daskprs.azureml import (
     Input,
     MLClient,
     Output,
+    OutputFileDatasetConfig,
     ParallelRunConfig,
     ParallelRunStep,
     Pipeline,
@@ -289,3 +290,32 @@ def test_sdk_shaped_objects_report_misuse_clearly(echo):
 
     with pytest.raises(SpecError, match="must be a job's output"):
         bad()
+
+
+def test_v1_run_id_in_a_destination_is_each_step_runs_own(echo):
+    store = Workspace.from_config().get_default_datastore()
+    out = OutputFileDatasetConfig(name="names",
+                                  destination=(store, "results/{run-id}/{output-name}"))
+    step = ParallelRunStep(name="echo", parallel_run_config=_config(mini_batch_size="2"),
+                           inputs=[Dataset.File.from_files("data").as_named_input("raw")],
+                           output=out)
+    experiment = Experiment(Workspace(), "ids")
+    for run_dir in ("one", "two"):  # a second run must not overwrite the first one's output
+        run = experiment.submit(Pipeline(Workspace(), [step]), run_dir=str(echo / run_dir),
+                                quiet=True)
+        assert run.wait_for_completion(show_output=False) == "Finished"
+        assert run.results["echo"].outputs["names"] == str(echo / f"results/{run_dir}_echo/names")
+    for run_dir in ("one", "two"):
+        assert read_lines(echo / f"results/{run_dir}_echo/names/parallel_run_step.txt") == [
+            f"f0000{i}.txt" for i in range(5)]
+    # Run on its own, the step gets a new id each time; a step reading that output cannot know
+    # it, and says so.
+    result = daskprs.run(step, run_dir=echo / "alone", quiet=True)
+    assert result.ok and "{" not in result.outputs["names"]
+    assert result.outputs["names"].startswith(str(echo / "results/echo-"))
+    reader = ParallelRunStep(name="reader", parallel_run_config=_config(),
+                             inputs=[out.as_input("names")], output=PipelineData("o"))
+    with pytest.raises(SpecError, match=r"holds \{run-id\}.*Experiment\(ws, NAME\)\.submit"):
+        reader.to_jobspec()
+    with pytest.raises(SpecError, match=r"\{run_id\} is not a placeholder.*\{run-id\} and "):
+        OutputFileDatasetConfig(destination=(store, "results/{run_id}"))

@@ -229,10 +229,21 @@ class DatasetConsumptionConfig:
 
 
 class _Intermediate:
-    """Data one step writes and another reads (PipelineData, OutputFileDatasetConfig)."""
+    """Data one step writes and another reads (PipelineData, OutputFileDatasetConfig).
+
+    ``path`` may hold Azure's placeholders ``{run-id}`` and ``{output-name}``, filled in by
+    ``placed`` for each run (a run must not overwrite the outputs of the one before).
+    """
 
     def __init__(self, name: str | None, path: str | None = None) -> None:
         self.name, self.path = name or "output", path
+
+    def placed(self, run_id: str | None) -> str | None:
+        """The path for the step run ``run_id`` (None: not known yet, so ``{run-id}`` stays)."""
+        if self.path is None:
+            return None
+        path = self.path.replace("{output-name}", self.name)
+        return path if run_id is None else path.replace("{run-id}", run_id)
 
     def _self(self, *args: Any, **kwargs: Any) -> Any:
         return self
@@ -249,6 +260,9 @@ class PipelineData(_Intermediate):
         super().__init__(output_name or name)
 
 
+_PLACEHOLDERS = {"run-id", "output-name"}
+
+
 class OutputFileDatasetConfig(_Intermediate):
     """``azureml.data.OutputFileDatasetConfig``: ``destination=(datastore, 'path')`` or none."""
 
@@ -257,9 +271,13 @@ class OutputFileDatasetConfig(_Intermediate):
         path = None
         if destination is not None:
             store, rel = destination if isinstance(destination, tuple) else (None, destination)
-            rel = re.sub(r"\{[^}]*\}", "run", str(rel))  # {run-id} and the like
+            unknown = sorted(set(re.findall(r"\{([^{}]*)\}", str(rel))) - _PLACEHOLDERS)
+            if unknown:
+                raise SpecError(f"OutputFileDatasetConfig destination {str(rel)!r}: "
+                                f"{{{unknown[0]}}} is not a placeholder; Azure ML fills in only "
+                                "{run-id} and {output-name}.")
             root = store.root if isinstance(store, Datastore) else os.getcwd()
-            path = os.path.normpath(os.path.join(root, rel))
+            path = os.path.normpath(os.path.join(root, str(rel)))
         super().__init__(name, path)
 
 
@@ -352,8 +370,10 @@ class ParallelRunStep:
         self.inputs, self.output = list(inputs), output
         self.side_inputs, self.arguments = list(side_inputs or []), list(arguments or [])
 
-    def _pairs(self, bind: Binder, params: Mapping[str, Any]) -> list[tuple[str, Any]]:
-        """The ``--set`` pairs that give the v1 dialect this step's data."""
+    def _pairs(self, bind: Binder, params: Mapping[str, Any],
+               run_id: str) -> list[tuple[str, Any]]:
+        """The ``--set`` pairs that give the v1 dialect this step's data (``run_id``: this
+        step run's id, for ``{run-id}`` in its output's destination)."""
         pairs: list[tuple[str, Any]] = [("name", self.name)]
         names: dict[int, str] = {}
         for i, item in enumerate(self.inputs):
@@ -369,7 +389,8 @@ class ParallelRunStep:
             pairs.append((f"side_inputs.{key}", value))
         if self.output is not None:
             out = self.output
-            pairs.append((f"outputs.{out.name}", {"path": out.path} if out.path else {}))
+            path = out.placed(run_id)
+            pairs.append((f"outputs.{out.name}", {"path": path} if path else {}))
         args = []
         for a in self.arguments:
             a = _resolve(a, params)
@@ -393,30 +414,37 @@ class ParallelRunStep:
         if isinstance(data, _Dataset):
             return key, data._input(what)
         if isinstance(data, _Intermediate):
-            path = bind(data) or data.path
+            path = bind(data) or data.placed(None)
             if path is None:
                 raise SpecError(f"{what}: {type(data).__name__} {data.name!r} is written by no "
                                 "step of this pipeline; give it a destination, or add the step "
                                 "that writes it.")
+            if "{run-id}" in path:
+                raise SpecError(f"{what}: the destination of {type(data).__name__} "
+                                f"{data.name!r} holds {{run-id}}, which is known only when the "
+                                "step that writes it runs. Submit that step and this one in one "
+                                "Pipeline: Experiment(ws, NAME).submit(pipeline).")
             return key, {"path": path}
         if isinstance(data, str):
             return key, {"path": _absolute(data)}
         raise SpecError(f"{what}: expected a Dataset, dataset.as_named_input(...), PipelineData "
                         f"or OutputFileDatasetConfig, got {data!r}.")
 
-    def _node(self, bind: Binder, params: Mapping[str, Any]) -> dict[str, Any]:
+    def _node(self, bind: Binder, params: Mapping[str, Any], run_id: str) -> dict[str, Any]:
         from ..dialects.v1 import to_v2
 
         raw = to_v2(self.parallel_run_config._mapping(params), base_dir=os.getcwd(),
-                    overrides=self._pairs(bind, params))
+                    overrides=self._pairs(bind, params, run_id))
         return {**raw, "type": "parallel"}
 
     def to_jobspec(self, overrides: Any = None, job: str | None = None,
                    params: Mapping[str, Any] | None = None) -> Any:
         from ..dialects.overrides import parse_overrides
         from ..dialects.v1 import load
+        from ..rundir import default_run_dir
 
-        pairs = self._pairs(lambda data: None, params or {}) + parse_overrides(overrides)
+        run_id = os.path.basename(default_run_dir(self.name))  # a new one for each run
+        pairs = self._pairs(lambda data: None, params or {}, run_id) + parse_overrides(overrides)
         return load(self.parallel_run_config._mapping(params), base_dir=os.getcwd(),
                     overrides=pairs)
 
@@ -426,6 +454,11 @@ class ParallelRunStep:
 
 def _ref(*parts: str) -> str:
     return "${{" + ".".join(parts) + "}}"
+
+
+def step_run_id(run_id: str, step: str) -> str:
+    """A step run's id: unique per pipeline run, the same when that run is resumed."""
+    return f"{run_id}_{step}"
 
 
 def _is_data(value: Any) -> bool:
@@ -444,8 +477,10 @@ class Pipeline:
                 raise SpecError(f"Pipeline: daskprs runs ParallelRunSteps; got "
                                 f"{type(step).__name__}. Run other steps before, on their own.")
 
-    def _mapping(self, name: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The equivalent v2 pipeline: one parallel job per step."""
+    def _mapping(self, name: str, params: Mapping[str, Any] | None,
+                 run_id: str) -> dict[str, Any]:
+        """The equivalent v2 pipeline: one parallel job per step (``run_id``: the pipeline
+        run's; a step run's id is ``RUNID_STEP``)."""
         producers = {id(s.output): s for s in self.steps if s.output is not None}
 
         def bind(data: _Intermediate) -> str | None:
@@ -454,7 +489,8 @@ class Pipeline:
                                                   data.name)
 
         return {"type": "pipeline", "name": name,
-                "jobs": {s.name: s._node(bind, params or {}) for s in self.steps}}
+                "jobs": {s.name: s._node(bind, params or {}, step_run_id(run_id, s.name))
+                         for s in self.steps}}
 
     def to_jobspec(self, overrides: Any = None, job: str | None = None) -> Any:
         """The JobSpec of its step (``job`` names it when there are several)."""
@@ -526,13 +562,15 @@ class Experiment:
         """Run ``config`` (a Pipeline or a ParallelRunStep); ``pipeline_parameters`` set
         PipelineParameters by name. daskprs extras: ``run_dir``, ``client``, ``workers``,
         ``quiet``."""
+        from ..rundir import default_run_dir
         from ._run import run_pipeline
 
         if isinstance(config, ParallelRunStep):
             config = Pipeline(self.workspace, [config])
         if not isinstance(config, Pipeline):
             raise SpecError(f"Experiment.submit: expected a Pipeline, got {type(config).__name__}.")
-        mapping = config._mapping(self.name, pipeline_parameters)
-        result = run_pipeline(mapping, base_dir=os.getcwd(), run_dir=run_dir, client=client,
+        root = os.path.abspath(run_dir or default_run_dir(self.name))
+        mapping = config._mapping(self.name, pipeline_parameters, os.path.basename(root))
+        result = run_pipeline(mapping, base_dir=os.getcwd(), run_dir=root, client=client,
                               workers=workers, quiet=quiet)
         return PipelineRun(self.name, result)
