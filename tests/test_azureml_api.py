@@ -319,3 +319,64 @@ def test_v1_run_id_in_a_destination_is_each_step_runs_own(echo):
         reader.to_jobspec()
     with pytest.raises(SpecError, match=r"\{run_id\} is not a placeholder.*\{run-id\} and "):
         OutputFileDatasetConfig(destination=(store, "results/{run_id}"))
+
+
+TABLE_IN = """
+import os
+
+import pandas as pd
+
+
+def run(mini_batch):
+    rows = pd.DataFrame({"file": [os.path.basename(p) for p in mini_batch],
+                         "n": [int(open(p).read()) for p in mini_batch]})
+    if os.environ.get("AS_PARQUET"):
+        out = os.environ["AZUREML_BI_OUTPUT_PATH"]
+        rows.to_parquet(os.path.join(out, rows["file"][0] + ".parquet"))
+        return list(mini_batch)
+    return rows
+"""
+TABLE_OUT = """
+def run(table):
+    return [f"{type(table).__name__} {f}={n * 10}" for f, n in zip(table.iloc[:, 0],
+                                                                   table.iloc[:, 1])]
+"""
+
+
+@pytest.mark.parametrize("kind", ["delimited", "parquet"])
+def test_v1_step_output_read_as_a_table_gives_the_next_step_dataframes(echo, kind):
+    import yaml
+
+    (echo / "src" / "table_in.py").write_text(TABLE_IN)
+    (echo / "src" / "table_out.py").write_text(TABLE_OUT)
+    if kind == "delimited":  # DataFrame rows appended space-separated, without a header
+        written = OutputFileDatasetConfig(
+            name="scored", destination=(Workspace().get_default_datastore(), "out/{run-id}"))
+        table = written.read_delimited_files(separator=" ", header=False)
+        first = _config(entry_script="table_in.py", mini_batch_size="2")
+    else:  # one Parquet file per mini-batch, written by run() itself
+        written = PipelineData("scored")
+        table = written.as_dataset().parse_parquet_files()
+        first = _config(entry_script="table_in.py", mini_batch_size="2",
+                        output_action="summary_only", environment_variables={"AS_PARQUET": "1"})
+    make = ParallelRunStep(name="make", parallel_run_config=first,
+                           inputs=[Dataset.File.from_files("data").as_named_input("raw")],
+                           output=written)
+    use = ParallelRunStep(name="use", inputs=[table.as_input(name="scored_tab")],
+                          parallel_run_config=_config(entry_script="table_out.py",
+                                                      mini_batch_size="1MB"),
+                          output=PipelineData("final"))
+    run = Experiment(Workspace(), "tables").submit(Pipeline(Workspace(), [use, make]),
+                                                   run_dir=str(echo / "run"), quiet=True)
+    assert run.wait_for_completion(show_output=False) == "Finished"
+    assert read_lines(run.results["use"].append_row_file) == [
+        f"DataFrame f0000{i}.txt={i * 10}" for i in range(5)]
+    with open(echo / "run/jobs/use/job.yaml") as f:
+        assert yaml.safe_load(f)["spec"]["input_data"] == "scored_tab"
+    if kind == "delimited":
+        assert (echo / "out/run_make/parallel_run_step.txt").is_file()
+        # A table read from another step's output is that step's only input.
+        with pytest.raises(SpecError, match="must be the step's only input"):
+            ParallelRunStep(name="two", parallel_run_config=_config(),
+                            inputs=[Dataset.File.from_files("data").as_named_input("raw"),
+                                    table.as_input("t")]).to_jobspec()

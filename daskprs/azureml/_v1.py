@@ -17,7 +17,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..dialects._common import combined_mltable
+from ..dialects._common import combined_mltable, output_mltable
+from ..dialects.pipeline import TABLE
 from ..errors import JobFailed, SpecError
 from ..spec import closest
 
@@ -175,11 +176,8 @@ class _TabularFactory:
                              encoding: str = "utf8") -> TabularDataset:
         if set_column_types:
             log.info("Dataset.Tabular: set_column_types ignored; convert in the entry script")
-        modes = {True: "all_files_same_headers", False: "no_header"}
         read = {"read_delimited": {
-            "delimiter": separator, "encoding": encoding,
-            "header": modes.get(header, str(header).lower()) if isinstance(header, bool | str)
-            else "all_files_same_headers",
+            "delimiter": separator, "encoding": encoding, "header": _header_mode(header),
             "include_path_column": include_path, "infer_column_types": infer_column_types,
             "support_multi_line": support_multi_line, "empty_as_string": empty_as_string}}
         return TabularDataset(_paths(path), partition_format, read)
@@ -248,16 +246,90 @@ class _Intermediate:
     def _self(self, *args: Any, **kwargs: Any) -> Any:
         return self
 
-    as_dataset = as_download = as_mount = as_upload = as_input = as_direct = _self
-    read_delimited_files = read_parquet_files = register_on_complete = _self
+    as_dataset = as_download = as_mount = as_upload = as_direct = register_on_complete = _self
+
+    def as_input(self, name: str | None = None) -> DatasetConsumptionConfig:
+        """This output as the next step's input, called ``name`` there."""
+        return DatasetConsumptionConfig(name or self.name, self, mode="mount")
+
+    def _delimited(self, include_path: bool, separator: str, header: Any,
+                   partition_format: str | None, glob: str | None, set_column_types: Any,
+                   multi_line: bool = False) -> OutputTabularDatasetConfig:
+        read = {"read_delimited": {"delimiter": separator, "header": _header_mode(header),
+                                   "include_path_column": include_path,
+                                   "support_multi_line": multi_line}}
+        return OutputTabularDatasetConfig(self, read, partition_format, glob, set_column_types)
+
+    def _parquet(self, include_path: bool, partition_format: str | None, glob: str | None,
+                 set_column_types: Any) -> OutputTabularDatasetConfig:
+        read = {"read_parquet": {"include_path_column": include_path}}
+        return OutputTabularDatasetConfig(self, read, partition_format, glob, set_column_types)
+
+
+class OutputTabularDatasetConfig:
+    """What ``read_delimited_files()`` / ``read_parquet_files()`` return: the step that reads
+    this output gets the files its producer wrote as a table (run() gets DataFrames), as it gets
+    a TabularDataset on Azure. They are read when that step starts."""
+
+    def __init__(self, source: _Intermediate, read: dict[str, Any],
+                 partition_format: str | None, glob: str | None,
+                 set_column_types: Any) -> None:
+        if set_column_types:
+            log.info("%s: set_column_types ignored; convert in the entry script", source.name)
+        transforms: list[Any] = [read]
+        if partition_format:
+            transforms.append({"extract_columns_from_partition_format": partition_format})
+        self.source, self.name = source, source.name
+        self.table = {"transformations": transforms, "glob": glob}
+
+    def as_input(self, name: str | None = None) -> DatasetConsumptionConfig:
+        """This table as the next step's input, called ``name`` there."""
+        return DatasetConsumptionConfig(name or self.name, self, mode="direct")
+
+    def register_on_complete(self, name: str, description: str | None = None,
+                             tags: Any = None) -> OutputTabularDatasetConfig:
+        return self  # nothing to register: the data stays where the step wrote it
+
+
+def _header_mode(header: Any) -> str:
+    """An MLTable ``header`` from a v1 ``header=`` (a bool, or an MLTable mode)."""
+    if isinstance(header, bool | str):
+        return {True: "all_files_same_headers", False: "no_header"}.get(header,
+                                                                         str(header).lower())
+    return "all_files_same_headers"
+
+
+def _writer(data: Any) -> Any:
+    """The PipelineData / OutputFileDatasetConfig a step writes (``output=`` may be a table)."""
+    return data.source if isinstance(data, OutputTabularDatasetConfig) else data
 
 
 class PipelineData(_Intermediate):
-    """``azureml.pipeline.core.PipelineData``: a step output under the run directory."""
+    """``azureml.pipeline.core.PipelineData``: a step output under the run directory.
+
+    ``as_dataset()`` returns it; ``parse_delimited_files()`` / ``parse_parquet_files()`` read it
+    as a table in the next step.
+    """
 
     def __init__(self, name: str, datastore: Any = None, output_name: str | None = None,
                  **kwargs: Any) -> None:
         super().__init__(output_name or name)
+
+    def parse_delimited_files(self, include_path: bool = False, separator: str = ",",
+                              header: Any = True, partition_format: str | None = None,
+                              file_extension: str = "", set_column_types: Any = None,
+                              quoted_line_breaks: bool = False) -> OutputTabularDatasetConfig:
+        return self._delimited(include_path, separator, header, partition_format,
+                               f"**/*{file_extension}" if file_extension else None,
+                               set_column_types, quoted_line_breaks)
+
+    def parse_parquet_files(self, include_path: bool = False,
+                            partition_format: str | None = None,
+                            file_extension: str = ".parquet",
+                            set_column_types: Any = None) -> OutputTabularDatasetConfig:
+        return self._parquet(include_path, partition_format,
+                             f"**/*{file_extension}" if file_extension else None,
+                             set_column_types)
 
 
 _PLACEHOLDERS = {"run-id", "output-name"}
@@ -279,6 +351,18 @@ class OutputFileDatasetConfig(_Intermediate):
             root = store.root if isinstance(store, Datastore) else os.getcwd()
             path = os.path.normpath(os.path.join(root, str(rel)))
         super().__init__(name, path)
+
+    def read_delimited_files(self, include_path: bool = False, separator: str = ",",
+                             header: Any = True, partition_format: str | None = None,
+                             path_glob: str | None = None,
+                             set_column_types: Any = None) -> OutputTabularDatasetConfig:
+        return self._delimited(include_path, separator, header, partition_format, path_glob,
+                               set_column_types)
+
+    def read_parquet_files(self, include_path: bool = False, partition_format: str | None = None,
+                           path_glob: str | None = None,
+                           set_column_types: Any = None) -> OutputTabularDatasetConfig:
+        return self._parquet(include_path, partition_format, path_glob, set_column_types)
 
 
 class ParallelRunConfig:
@@ -382,19 +466,20 @@ class ParallelRunStep:
             pairs.append((f"inputs.{key}", value))
         side = list(self.side_inputs)
         side += [a for a in self.arguments if _is_data(a) and id(a) not in names
-                 and a is not self.output and a not in side]
+                 and (self.output is None or _writer(a) is not _writer(self.output))
+                 and a not in side]
         for i, item in enumerate(side):
             key, value = self._port(item, f"side_input_{i}", bind, params)
             names[id(item)] = key
             pairs.append((f"side_inputs.{key}", value))
         if self.output is not None:
-            out = self.output
+            out = _writer(self.output)
             path = out.placed(run_id)
             pairs.append((f"outputs.{out.name}", {"path": path} if path else {}))
         args = []
         for a in self.arguments:
             a = _resolve(a, params)
-            if a is self.output:
+            if self.output is not None and _writer(a) is _writer(self.output):
                 args.append(_ref("outputs", a.name))
             elif id(a) in names:
                 args.append(_ref("inputs", names[id(a)]))
@@ -413,18 +498,29 @@ class ParallelRunStep:
         what = f"ParallelRunStep {self.name} input {key}"
         if isinstance(data, _Dataset):
             return key, data._input(what)
-        if isinstance(data, _Intermediate):
-            path = bind(data) or data.placed(None)
+        if isinstance(data, _Intermediate | OutputTabularDatasetConfig):
+            made = _writer(data)
+            if made is not data and len(self.inputs) > 1:
+                raise SpecError(f"{what}: a step output read as a table must be the step's only "
+                                "input (daskprs splits one table); give the other inputs to "
+                                "another step, or read this one as files (drop "
+                                "read_delimited_files / read_parquet_files).")
+            path = bind(made) or made.placed(None)
             if path is None:
-                raise SpecError(f"{what}: {type(data).__name__} {data.name!r} is written by no "
+                raise SpecError(f"{what}: {type(made).__name__} {made.name!r} is written by no "
                                 "step of this pipeline; give it a destination, or add the step "
                                 "that writes it.")
             if "{run-id}" in path:
-                raise SpecError(f"{what}: the destination of {type(data).__name__} "
-                                f"{data.name!r} holds {{run-id}}, which is known only when the "
+                raise SpecError(f"{what}: the destination of {type(made).__name__} "
+                                f"{made.name!r} holds {{run-id}}, which is known only when the "
                                 "step that writes it runs. Submit that step and this one in one "
                                 "Pipeline: Experiment(ws, NAME).submit(pipeline).")
-            return key, {"path": path}
+            if made is data:
+                return key, {"path": path}
+            if path.startswith("${{"):  # bound by the pipeline, which makes the MLTable
+                return key, {"type": "mltable", "path": path, TABLE: data.table}
+            return key, {"type": "mltable", "path": output_mltable(
+                path, data.table["transformations"], data.table["glob"])}
         if isinstance(data, str):
             return key, {"path": _absolute(data)}
         raise SpecError(f"{what}: expected a Dataset, dataset.as_named_input(...), PipelineData "
@@ -462,7 +558,8 @@ def step_run_id(run_id: str, step: str) -> str:
 
 
 def _is_data(value: Any) -> bool:
-    return isinstance(value, _Dataset | DatasetConsumptionConfig | _Intermediate)
+    return isinstance(value, _Dataset | DatasetConsumptionConfig | _Intermediate
+                      | OutputTabularDatasetConfig)
 
 
 class Pipeline:
@@ -481,7 +578,7 @@ class Pipeline:
                  run_id: str) -> dict[str, Any]:
         """The equivalent v2 pipeline: one parallel job per step (``run_id``: the pipeline
         run's; a step run's id is ``RUNID_STEP``)."""
-        producers = {id(s.output): s for s in self.steps if s.output is not None}
+        producers = {id(_writer(s.output)): s for s in self.steps if s.output is not None}
 
         def bind(data: _Intermediate) -> str | None:
             step = producers.get(id(data))
