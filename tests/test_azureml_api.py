@@ -15,6 +15,7 @@ from daskprs.azureml import (
     Environment,
     Experiment,
     Input,
+    JobException,
     MLClient,
     Output,
     OutputFileDatasetConfig,
@@ -380,3 +381,40 @@ def test_v1_step_output_read_as_a_table_gives_the_next_step_dataframes(echo, kin
             ParallelRunStep(name="two", parallel_run_config=_config(),
                             inputs=[Dataset.File.from_files("data").as_named_input("raw"),
                                     table.as_input("t")]).to_jobspec()
+
+
+def test_v2_stream_raises_job_exception_with_the_reason_of_a_failed_job(echo, capsys):
+    (echo / "src" / "broken.py").write_text(
+        "def init():\n    open('./model/m.json')\n\n\ndef run(mini_batch):\n    return []\n")
+    job = parallel_run_function(
+        name="single", inputs={"data": Input(type="uri_folder", path="data")},
+        outputs={"o": Output(type="uri_file")}, input_data="${{inputs.data}}",
+        task=RunFunction(code="src", entry_script="broken.py", append_row_to="${{outputs.o}}"))
+    ml_client = MLClient(None, "sub", "rg", "ws")
+    submitted = ml_client.jobs.create_or_update(job, run_dir=str(echo / "run"), quiet=True)
+    assert submitted.status == "Failed"  # submitting does not raise: the job ran and failed
+    with pytest.raises(JobException, match=r"(?s)job run failed: init\(\) failed.*"
+                                           r"FileNotFoundError.*m\.json.*run dir: .*/run\)"):
+        ml_client.jobs.stream(submitted.name)
+    assert "Status: Failed" in capsys.readouterr().out
+    # In a pipeline, a command step that fails is reported the same way.
+    fail = command(name="fail", code="src", command="python -c 'raise SystemExit(3)'",
+                   outputs={"made": Output(type="uri_folder")})
+
+    @pipeline()
+    def failing():
+        made = fail()
+        job(data=made.outputs.made)
+
+    submitted = ml_client.jobs.create_or_update(failing(), run_dir=str(echo / "p"), quiet=True)
+    assert submitted.status == "Failed"
+    with pytest.raises(JobException, match=r"jobs\.made failed: pipeline step 'made' \(type: "
+                                           r"command\) exited with code 3"):
+        ml_client.jobs.stream(submitted.name)
+    # A job that succeeded streams without raising.
+    ok = parallel_run_function(
+        name="ok", inputs={"data": Input(type="uri_folder", path="data")},
+        input_data="${{inputs.data}}", task=RunFunction(code="src", entry_script="echo.py"))
+    done = ml_client.jobs.create_or_update(ok, run_dir=str(echo / "ok"), quiet=True)
+    ml_client.jobs.stream(done.name)
+    assert done.studio_url == (echo / "ok").as_uri()
