@@ -12,6 +12,7 @@ from conftest import make_files, read_lines
 import daskprs
 from daskprs.azureml import (
     Dataset,
+    Datastore,
     Environment,
     Experiment,
     Input,
@@ -30,7 +31,7 @@ from daskprs.azureml import (
     parallel_run_function,
     pipeline,
 )
-from daskprs.errors import SpecError
+from daskprs.errors import JobFailed, SpecError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "fixtures")
@@ -418,3 +419,92 @@ def test_v2_stream_raises_job_exception_with_the_reason_of_a_failed_job(echo, ca
     done = ml_client.jobs.create_or_update(ok, run_dir=str(echo / "ok"), quiet=True)
     ml_client.jobs.stream(done.name)
     assert done.studio_url == (echo / "ok").as_uri()
+
+
+def test_v1_results_read_as_azures_notebooks_read_them(echo):
+    output_dir = PipelineData(name="inferences",
+                              datastore=Workspace.from_config().get_default_datastore())
+    config = _config(mini_batch_size="2", append_row_file_name="names.txt")
+    step = ParallelRunStep(name="names", parallel_run_config=config, output=output_dir,
+                           inputs=[Dataset.File.from_files("data").as_named_input("raw")])
+    pipeline_run = Experiment(Workspace(), "results").submit(Pipeline(Workspace(), [step]),
+                                                             quiet=True)
+    pipeline_run.wait_for_completion(show_output=False)
+    expected = [f"f0000{i}.txt" for i in range(5)]
+    # MachineLearningNotebooks, file-dataset-image-inference-mnist:
+    batch_run = pipeline_run.find_step_run(step.name)[0]
+    batch_output = batch_run.get_output_data(output_dir.name)
+    target_dir = str(echo / "target")
+    batch_output.download(local_path=target_dir)
+    result_file = os.path.join(target_dir, batch_output.path_on_datastore,
+                               config.append_row_file_name)
+    assert read_lines(result_file) == expected
+    assert batch_output.path_on_datastore == os.path.join(
+        "daskprs-runs", pipeline_run.id, "jobs", "names", "outputs", "inferences")
+    # Azure's batch-inference docs: the first child run, its output, then search the folder.
+    prediction_run = next(pipeline_run.get_children())
+    assert prediction_run.id == f"{pipeline_run.id}_names" and prediction_run.name == "names"
+    prediction_run.get_output_data("inferences").download(local_path="results")
+    found = [os.path.join(root, f) for root, _, files in os.walk("results") for f in files
+             if f.endswith("names.txt")]
+    assert len(found) == 1 and read_lines(found[0]) == expected
+    with pytest.raises(SpecError, match="no output 'inference'. Did you mean 'inferences'"):
+        batch_run.get_output_data("inference")
+    # An output outside the datastore's folder keeps Azure's place for it.
+    elsewhere = ParallelRunStep(name="names", parallel_run_config=config,
+                                inputs=[Dataset.File.from_files("data").as_named_input("raw")],
+                                output=PipelineData("inferences", datastore=Datastore(
+                                    root=str(echo / "store"))))
+    run = Experiment(Workspace(), "results").submit(elsewhere, run_dir="other", quiet=True)
+    output = run.find_step_run("names")[0].get_output_data("inferences")
+    assert output.path_on_datastore == "azureml/other_names/inferences"
+    assert read_lines(os.path.join(output.download("t2"), "names.txt")) == expected
+
+
+def test_v1_a_step_that_cannot_start_fails_the_run_and_the_steps_before_stay_readable(echo):
+    empty = OutputFileDatasetConfig(name="nothing", destination="out/{run-id}")
+    make = ParallelRunStep(name="make", parallel_run_config=_config(output_action="summary_only"),
+                           inputs=[Dataset.File.from_files("data").as_named_input("raw")],
+                           output=empty)
+    use = ParallelRunStep(name="use", parallel_run_config=_config(),
+                          inputs=[empty.read_delimited_files().as_input("rows")])
+    run = Experiment(Workspace(), "fails").submit(Pipeline(Workspace(), [make, use]),
+                                                  run_dir="run", quiet=True)
+    assert run.get_status() == "Failed"
+    with pytest.raises(JobFailed, match=r"jobs\.use failed: inputs\.rows: .*out/run_make holds "
+                                        "no files"):
+        run.wait_for_completion(show_output=False)
+    assert run.find_step_run("make")[0].get_status() == "Finished"
+    assert run.find_step_run("use") == []
+
+
+def test_v2_job_results_download_as_azure_lays_them_out(echo):
+    make = command(name="make", code="src", command="python make.py ${{outputs.made}}",
+                   outputs={"made": Output(type="uri_folder")})
+    (echo / "src" / "make.py").write_text(
+        "import sys\nfor i in range(3):\n    open(f'{sys.argv[1]}/m{i}.txt', 'w').write('x')\n")
+    listing = parallel_run_function(
+        name="listing", inputs={"files": Input(type="uri_folder")},
+        outputs={"names": Output(type="uri_file")}, input_data="${{inputs.files}}",
+        task=RunFunction(code="src", entry_script="echo.py", append_row_to="${{outputs.names}}"))
+
+    @pipeline()
+    def made_and_listed():
+        produced = make()
+        listed = listing(files=produced.outputs.made)
+        return {"names": listed.outputs.names, "made": produced.outputs.made}
+
+    ml_client = MLClient.from_config(credential=None)
+    job = ml_client.jobs.create_or_update(made_and_listed(), run_dir="run", quiet=True)
+    ml_client.jobs.stream(job.name)
+    # As Azure's batch-inference docs read a job's output:
+    ml_client.jobs.download(name=job.name, output_name="names", download_path="./dl")
+    assert read_lines(echo / "dl/named-outputs/names/names.txt") == ["m0.txt", "m1.txt", "m2.txt"]
+    ml_client.jobs.download(job.name, download_path="all", all=True)
+    assert sorted(os.listdir(echo / "all/named-outputs/made")) == ["m0.txt", "m1.txt", "m2.txt"]
+    assert (echo / "all/named-outputs/names/names.txt").is_file()
+    assert (echo / "all/artifacts/logs/commands/produced.txt").is_file()
+    assert (echo / "all/artifacts/jobs/listed/logs/job_result.txt").is_file()
+    assert not (echo / "dl/artifacts").exists()
+    with pytest.raises(SpecError, match="no output 'name'. Did you mean 'names'"):
+        ml_client.jobs.download(job.name, output_name="name")

@@ -36,6 +36,8 @@ from ._v1 import (
     PipelineData,
     PipelineParameter,
     PipelineRun,
+    PortDataReference,
+    StepRun,
     TabularDataset,
     Workspace,
 )
@@ -81,7 +83,9 @@ __all__ = [
     "PipelineParameter",
     "PipelineResult",
     "PipelineRun",
+    "PortDataReference",
     "RunFunction",
+    "StepRun",
     "TabularDataset",
     "Workspace",
     "command",

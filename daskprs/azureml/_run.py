@@ -10,8 +10,10 @@ fails once the pipeline runs is the pipeline's outcome, not an exception: the ca
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,3 +87,33 @@ def run_pipeline(mapping: Mapping[str, Any], *, base_dir: str, overrides: Any = 
             result.reason = f"jobs.{job} {res.status}: {res.reason}"
             break
     return result
+
+
+def copy_output(path: str | None, folder: str, what: str, overwrite: bool = True) -> None:
+    """Copy a job output (a folder's files, or one file) into ``folder``: what "download" means
+    here, where outputs are already local. Files already there are kept unless ``overwrite``."""
+    if path is None or not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, f"{what} was not written (did its job fail?)",
+                                path)
+    os.makedirs(folder, exist_ok=True)
+    if os.path.isfile(path):
+        files = [(path, os.path.join(folder, os.path.basename(path)))]
+    else:
+        files = [(os.path.join(here, f), os.path.join(folder, os.path.relpath(here, path), f))
+                 for here, _, names in os.walk(path) for f in names]
+    for src, dest in files:
+        if overwrite or not os.path.exists(dest):
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            shutil.copy2(src, dest)
+
+
+def copy_logs(run_dir: str, folder: str) -> None:
+    """Copy the logs of a run directory (a job's, or a pipeline's and its jobs') into
+    ``folder``, keeping their places (``logs``, ``jobs/NAME/logs``)."""
+    import glob
+
+    for logs in [os.path.join(run_dir, "logs"), *glob.glob(os.path.join(run_dir, "jobs", "*",
+                                                                         "logs"))]:
+        if os.path.isdir(logs):
+            shutil.copytree(logs, os.path.join(folder, os.path.relpath(logs, run_dir)),
+                            dirs_exist_ok=True)

@@ -1,5 +1,6 @@
 """Azure ML SDK v1 shapes: ParallelRunConfig, ParallelRunStep, Dataset, PipelineParameter,
-PipelineData, OutputFileDatasetConfig, Pipeline, Experiment, Workspace, Datastore.
+PipelineData, OutputFileDatasetConfig, Pipeline, Experiment, Workspace, Datastore, and the
+PipelineRun that ``submit`` returns (StepRuns, PortDataReferences to read results).
 
 A ParallelRunConfig is the v1 ``parallel_run_config:`` YAML as an object, and a
 ParallelRunStep adds what that dialect takes from ``--set`` (inputs, side inputs, output,
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..dialects._common import combined_mltable, output_mltable
@@ -233,8 +234,9 @@ class _Intermediate:
     ``placed`` for each run (a run must not overwrite the outputs of the one before).
     """
 
-    def __init__(self, name: str | None, path: str | None = None) -> None:
-        self.name, self.path = name or "output", path
+    def __init__(self, name: str | None, path: str | None = None,
+                 datastore: Datastore | None = None) -> None:
+        self.name, self.path, self.datastore = name or "output", path, datastore
 
     def placed(self, run_id: str | None) -> str | None:
         """The path for the step run ``run_id`` (None: not known yet, so ``{run-id}`` stays)."""
@@ -313,7 +315,8 @@ class PipelineData(_Intermediate):
 
     def __init__(self, name: str, datastore: Any = None, output_name: str | None = None,
                  **kwargs: Any) -> None:
-        super().__init__(output_name or name)
+        super().__init__(output_name or name,
+                         datastore=datastore if isinstance(datastore, Datastore) else None)
 
     def parse_delimited_files(self, include_path: bool = False, separator: str = ",",
                               header: Any = True, partition_format: str | None = None,
@@ -340,7 +343,7 @@ class OutputFileDatasetConfig(_Intermediate):
 
     def __init__(self, name: str | None = None, destination: Any = None, source: Any = None,
                  partition_format: str | None = None) -> None:
-        path = None
+        path, datastore = None, None
         if destination is not None:
             store, rel = destination if isinstance(destination, tuple) else (None, destination)
             unknown = sorted(set(re.findall(r"\{([^{}]*)\}", str(rel))) - _PLACEHOLDERS)
@@ -348,9 +351,10 @@ class OutputFileDatasetConfig(_Intermediate):
                 raise SpecError(f"OutputFileDatasetConfig destination {str(rel)!r}: "
                                 f"{{{unknown[0]}}} is not a placeholder; Azure ML fills in only "
                                 "{run-id} and {output-name}.")
-            root = store.root if isinstance(store, Datastore) else os.getcwd()
+            datastore = store if isinstance(store, Datastore) else None
+            root = datastore.root if datastore else os.getcwd()
             path = os.path.normpath(os.path.join(root, str(rel)))
-        super().__init__(name, path)
+        super().__init__(name, path, datastore)
 
     def read_delimited_files(self, include_path: bool = False, separator: str = ",",
                              header: Any = True, partition_format: str | None = None,
@@ -605,24 +609,92 @@ class Pipeline:
         return []
 
 
-class PipelineRun:
-    """What ``Experiment.submit`` returns (the run has already finished)."""
+class PortDataReference:
+    """``step_run.get_output_data(name)``: a step's output. ``download`` copies it from where
+    the step wrote it; ``path_on_datastore`` is that place under the datastore's folder, or
+    ``azureml/STEP_RUN_ID/NAME`` (Azure's place for it) when it lies outside."""
 
-    def __init__(self, experiment: str, result: Any) -> None:
-        self.experiment, self._result = experiment, result
-        self.id = os.path.basename(result.run_dir)
-        self.run_dir = result.run_dir
-        self.results = result.results
+    def __init__(self, name: str, path: str, path_on_datastore: str,
+                 datastore: Datastore | None) -> None:
+        self.name, self.path_on_datastore = name, path_on_datastore
+        self.datastore, self._path = datastore, path
+
+    @property
+    def datastore_name(self) -> str:
+        return self.datastore.name if self.datastore else "workspaceblobstore"
+
+    def download(self, local_path: str | os.PathLike, overwrite: bool = False,
+                 show_progress: bool = True) -> str:
+        """Copy the output to ``local_path/path_on_datastore`` (as Azure lays it out) and return
+        that folder; files already there are kept unless ``overwrite``."""
+        from ._run import copy_output
+
+        target = os.path.join(os.fspath(local_path), self.path_on_datastore)
+        copy_output(self._path, target, f"output {self.name}", overwrite=overwrite)
+        return target
+
+    def __repr__(self) -> str:
+        return f"<PortDataReference {self.name}: {self._path}>"
+
+
+class StepRun:
+    """A step of a finished PipelineRun (``find_step_run(name)[0]``, ``get_children()``);
+    ``result`` is its RunResult."""
+
+    def __init__(self, pipeline_run_id: str, name: str, result: Any, output: Any) -> None:
+        self.id, self.name = step_run_id(pipeline_run_id, name), name
+        self.result, self.run_dir, self._output = result, result.run_dir, output
         self.status = "Finished" if result.ok else "Failed"
 
     def get_status(self) -> str:
         return self.status
 
-    def get_steps(self) -> list[Any]:
-        return list(self.results.values())
+    def get_details(self) -> dict[str, Any]:
+        return {"runId": self.id, "status": self.status, "runDir": self.run_dir}
 
-    def find_step_run(self, name: str) -> list[Any]:
-        return [self.results[name]] if name in self.results else []
+    def get_output_data(self, name: str) -> PortDataReference:
+        """The step's output called ``name`` (its PipelineData or OutputFileDatasetConfig)."""
+        outputs = self.result.outputs
+        if name not in outputs:
+            raise SpecError(f"step {self.name} has no output {name!r}."
+                            f"{closest(name, list(outputs))} Its outputs: "
+                            f"{', '.join(outputs) or 'none'}.")
+        store = getattr(self._output, "datastore", None)
+        rel = os.path.relpath(outputs[name], store.root if store else os.getcwd())
+        if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+            rel = f"azureml/{self.id}/{name}"
+        return PortDataReference(name, outputs[name], rel, store)
+
+    def __repr__(self) -> str:
+        return f"<StepRun {self.id}: {self.status}; run_dir={self.run_dir!r}>"
+
+
+class PipelineRun:
+    """What ``Experiment.submit`` returns (the run has already finished)."""
+
+    def __init__(self, experiment: str, result: Any, pipeline: Pipeline | None = None) -> None:
+        self.experiment, self._result = experiment, result
+        self.id = os.path.basename(result.run_dir)
+        self.run_dir = result.run_dir
+        self.results = result.results
+        self.status = "Finished" if result.ok else "Failed"
+        outputs = {s.name: _writer(s.output) for s in (pipeline.steps if pipeline else [])}
+        self._steps = {name: StepRun(self.id, name, res, outputs.get(name))
+                       for name, res in result.results.items()}
+
+    def get_status(self) -> str:
+        return self.status
+
+    def get_steps(self) -> Iterator[StepRun]:
+        """The steps that ran, in run order."""
+        return iter(self._steps.values())
+
+    def get_children(self, recursive: bool = False, **kwargs: Any) -> Iterator[StepRun]:
+        """The steps that ran, in run order (``next(pipeline_run.get_children())``)."""
+        return iter(self._steps.values())
+
+    def find_step_run(self, name: str) -> list[StepRun]:
+        return [self._steps[name]] if name in self._steps else []
 
     def get_details(self) -> dict[str, Any]:
         return {"runId": self.id, "status": self.status, "runDir": self.run_dir,
@@ -670,4 +742,4 @@ class Experiment:
         mapping = config._mapping(self.name, pipeline_parameters, os.path.basename(root))
         result = run_pipeline(mapping, base_dir=os.getcwd(), run_dir=root, client=client,
                               workers=workers, quiet=quiet)
-        return PipelineRun(self.name, result)
+        return PipelineRun(self.name, result, config)

@@ -630,11 +630,41 @@ class _Jobs:
             raise JobException(f"job {job.name} failed: {job._outcome.reason} (run dir: "
                                f"{job.run_dir})", job._outcome)
 
+    def download(self, name: str, *, download_path: str | os.PathLike = ".",
+                 output_name: str | None = None, all: bool = False) -> None:
+        """Copy a job's results from its run directory, laid out as Azure downloads them:
+        output ``output_name`` to ``DOWNLOAD_PATH/named-outputs/NAME``; without it the logs to
+        ``DOWNLOAD_PATH/artifacts``; ``all=True`` both, for every output. A pipeline job's
+        outputs are those its pipeline function returns."""
+        from ._run import copy_logs, copy_output
+
+        job = self.get(name)
+        outputs = _output_paths(job)
+        if output_name is not None and output_name not in outputs:
+            raise SpecError(f"jobs.download: job {job.name} has no output {output_name!r}."
+                            f"{closest(output_name, list(outputs))} Its outputs: "
+                            f"{', '.join(outputs) or 'none'}.")
+        folder = os.fspath(download_path)
+        for key in [output_name] if output_name else list(outputs) if all else []:
+            copy_output(outputs[key], os.path.join(folder, "named-outputs", key),
+                        f"output {key} of job {job.name}")
+        if output_name is None:
+            copy_logs(job.run_dir, os.path.join(folder, "artifacts"))
+
     def get(self, name: Any) -> Any:
         key = getattr(name, "name", name)
         if key not in self._runs:
             raise SpecError(f"no job {key!r} ran in this session.")
         return self._runs[key]
+
+
+def _output_paths(job: Any) -> dict[str, str | None]:
+    """Where a job that ran wrote each of its outputs (None: not written)."""
+    if isinstance(job, Parallel):
+        return dict(job._outcome.outputs)
+    made = job._outcome.outputs  # job -> output -> path, for the jobs that ran
+    return {key: made.get(job._job_name(ref._node), {}).get(ref._name)
+            for key, ref in job._bound.items()}
 
 
 class MLClient:
