@@ -382,6 +382,14 @@ def test_v1_step_output_read_as_a_table_gives_the_next_step_dataframes(echo, kin
             ParallelRunStep(name="two", parallel_run_config=_config(),
                             inputs=[Dataset.File.from_files("data").as_named_input("raw"),
                                     table.as_input("t")]).to_jobspec()
+        # As a side input it is a table too (an MLTable), beside the data inputs.
+        written = OutputFileDatasetConfig(name="fixed", destination="out/run_make")
+        spec = ParallelRunStep(name="side", parallel_run_config=_config(),
+                               inputs=[Dataset.File.from_files("data").as_named_input("raw"),
+                                       Dataset.File.from_files("src").as_named_input("code")],
+                               side_inputs=[written.read_delimited_files().as_input("t")],
+                               ).to_jobspec()
+        assert spec.inputs["t"].type == "mltable" and spec.input_data == "raw+code"
 
 
 def test_v2_stream_raises_job_exception_with_the_reason_of_a_failed_job(echo, capsys):

@@ -504,7 +504,7 @@ class ParallelRunStep:
             return key, data._input(what)
         if isinstance(data, _Intermediate | OutputTabularDatasetConfig):
             made = _writer(data)
-            if made is not data and len(self.inputs) > 1:
+            if made is not data and len(self.inputs) > 1 and any(i is item for i in self.inputs):
                 raise SpecError(f"{what}: a step output read as a table must be the step's only "
                                 "input (daskprs splits one table); give the other inputs to "
                                 "another step, or read this one as files (drop "
