@@ -12,11 +12,14 @@ from conftest import make_files, read_lines
 import daskprs
 from daskprs.azureml import (
     Dataset,
+    Datastore,
     Environment,
     Experiment,
     Input,
+    JobException,
     MLClient,
     Output,
+    OutputFileDatasetConfig,
     ParallelRunConfig,
     ParallelRunStep,
     Pipeline,
@@ -28,7 +31,7 @@ from daskprs.azureml import (
     parallel_run_function,
     pipeline,
 )
-from daskprs.errors import SpecError
+from daskprs.errors import JobFailed, SpecError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "fixtures")
@@ -289,3 +292,227 @@ def test_sdk_shaped_objects_report_misuse_clearly(echo):
 
     with pytest.raises(SpecError, match="must be a job's output"):
         bad()
+
+
+def test_v1_run_id_in_a_destination_is_each_step_runs_own(echo):
+    store = Workspace.from_config().get_default_datastore()
+    out = OutputFileDatasetConfig(name="names",
+                                  destination=(store, "results/{run-id}/{output-name}"))
+    step = ParallelRunStep(name="echo", parallel_run_config=_config(mini_batch_size="2"),
+                           inputs=[Dataset.File.from_files("data").as_named_input("raw")],
+                           output=out)
+    experiment = Experiment(Workspace(), "ids")
+    for run_dir in ("one", "two"):  # a second run must not overwrite the first one's output
+        run = experiment.submit(Pipeline(Workspace(), [step]), run_dir=str(echo / run_dir),
+                                quiet=True)
+        assert run.wait_for_completion(show_output=False) == "Finished"
+        assert run.results["echo"].outputs["names"] == str(echo / f"results/{run_dir}_echo/names")
+    for run_dir in ("one", "two"):
+        assert read_lines(echo / f"results/{run_dir}_echo/names/parallel_run_step.txt") == [
+            f"f0000{i}.txt" for i in range(5)]
+    # Run on its own, the step gets a new id each time; a step reading that output cannot know
+    # it, and says so.
+    result = daskprs.run(step, run_dir=echo / "alone", quiet=True)
+    assert result.ok and "{" not in result.outputs["names"]
+    assert result.outputs["names"].startswith(str(echo / "results/echo-"))
+    reader = ParallelRunStep(name="reader", parallel_run_config=_config(),
+                             inputs=[out.as_input("names")], output=PipelineData("o"))
+    with pytest.raises(SpecError, match=r"holds \{run-id\}.*Experiment\(ws, NAME\)\.submit"):
+        reader.to_jobspec()
+    with pytest.raises(SpecError, match=r"\{run_id\} is not a placeholder.*\{run-id\} and "):
+        OutputFileDatasetConfig(destination=(store, "results/{run_id}"))
+
+
+TABLE_IN = """
+import os
+
+import pandas as pd
+
+
+def run(mini_batch):
+    rows = pd.DataFrame({"file": [os.path.basename(p) for p in mini_batch],
+                         "n": [int(open(p).read()) for p in mini_batch]})
+    if os.environ.get("AS_PARQUET"):
+        out = os.environ["AZUREML_BI_OUTPUT_PATH"]
+        rows.to_parquet(os.path.join(out, rows["file"][0] + ".parquet"))
+        return list(mini_batch)
+    return rows
+"""
+TABLE_OUT = """
+def run(table):
+    return [f"{type(table).__name__} {f}={n * 10}" for f, n in zip(table.iloc[:, 0],
+                                                                   table.iloc[:, 1])]
+"""
+
+
+@pytest.mark.parametrize("kind", ["delimited", "parquet"])
+def test_v1_step_output_read_as_a_table_gives_the_next_step_dataframes(echo, kind):
+    import yaml
+
+    (echo / "src" / "table_in.py").write_text(TABLE_IN)
+    (echo / "src" / "table_out.py").write_text(TABLE_OUT)
+    if kind == "delimited":  # DataFrame rows appended space-separated, without a header
+        written = OutputFileDatasetConfig(
+            name="scored", destination=(Workspace().get_default_datastore(), "out/{run-id}"))
+        table = written.read_delimited_files(separator=" ", header=False)
+        first = _config(entry_script="table_in.py", mini_batch_size="2")
+    else:  # one Parquet file per mini-batch, written by run() itself
+        written = PipelineData("scored")
+        table = written.as_dataset().parse_parquet_files()
+        first = _config(entry_script="table_in.py", mini_batch_size="2",
+                        output_action="summary_only", environment_variables={"AS_PARQUET": "1"})
+    make = ParallelRunStep(name="make", parallel_run_config=first,
+                           inputs=[Dataset.File.from_files("data").as_named_input("raw")],
+                           output=written)
+    use = ParallelRunStep(name="use", inputs=[table.as_input(name="scored_tab")],
+                          parallel_run_config=_config(entry_script="table_out.py",
+                                                      mini_batch_size="1MB"),
+                          output=PipelineData("final"))
+    run = Experiment(Workspace(), "tables").submit(Pipeline(Workspace(), [use, make]),
+                                                   run_dir=str(echo / "run"), quiet=True)
+    assert run.wait_for_completion(show_output=False) == "Finished"
+    assert read_lines(run.results["use"].append_row_file) == [
+        f"DataFrame f0000{i}.txt={i * 10}" for i in range(5)]
+    with open(echo / "run/jobs/use/job.yaml") as f:
+        assert yaml.safe_load(f)["spec"]["input_data"] == "scored_tab"
+    if kind == "delimited":
+        assert (echo / "out/run_make/parallel_run_step.txt").is_file()
+        # A table read from another step's output is that step's only input.
+        with pytest.raises(SpecError, match="must be the step's only input"):
+            ParallelRunStep(name="two", parallel_run_config=_config(),
+                            inputs=[Dataset.File.from_files("data").as_named_input("raw"),
+                                    table.as_input("t")]).to_jobspec()
+        # As a side input it is a table too (an MLTable), beside the data inputs.
+        written = OutputFileDatasetConfig(name="fixed", destination="out/run_make")
+        spec = ParallelRunStep(name="side", parallel_run_config=_config(),
+                               inputs=[Dataset.File.from_files("data").as_named_input("raw"),
+                                       Dataset.File.from_files("src").as_named_input("code")],
+                               side_inputs=[written.read_delimited_files().as_input("t")],
+                               ).to_jobspec()
+        assert spec.inputs["t"].type == "mltable" and spec.input_data == "raw+code"
+
+
+def test_v2_stream_raises_job_exception_with_the_reason_of_a_failed_job(echo, capsys):
+    (echo / "src" / "broken.py").write_text(
+        "def init():\n    open('./model/m.json')\n\n\ndef run(mini_batch):\n    return []\n")
+    job = parallel_run_function(
+        name="single", inputs={"data": Input(type="uri_folder", path="data")},
+        outputs={"o": Output(type="uri_file")}, input_data="${{inputs.data}}",
+        task=RunFunction(code="src", entry_script="broken.py", append_row_to="${{outputs.o}}"))
+    ml_client = MLClient(None, "sub", "rg", "ws")
+    submitted = ml_client.jobs.create_or_update(job, run_dir=str(echo / "run"), quiet=True)
+    assert submitted.status == "Failed"  # submitting does not raise: the job ran and failed
+    with pytest.raises(JobException, match=r"(?s)job run failed: init\(\) failed.*"
+                                           r"FileNotFoundError.*m\.json.*run dir: .*/run\)"):
+        ml_client.jobs.stream(submitted.name)
+    assert "Status: Failed" in capsys.readouterr().out
+    # In a pipeline, a command step that fails is reported the same way.
+    fail = command(name="fail", code="src", command="python -c 'raise SystemExit(3)'",
+                   outputs={"made": Output(type="uri_folder")})
+
+    @pipeline()
+    def failing():
+        made = fail()
+        job(data=made.outputs.made)
+
+    submitted = ml_client.jobs.create_or_update(failing(), run_dir=str(echo / "p"), quiet=True)
+    assert submitted.status == "Failed"
+    with pytest.raises(JobException, match=r"jobs\.made failed: pipeline step 'made' \(type: "
+                                           r"command\) exited with code 3"):
+        ml_client.jobs.stream(submitted.name)
+    # A job that succeeded streams without raising.
+    ok = parallel_run_function(
+        name="ok", inputs={"data": Input(type="uri_folder", path="data")},
+        input_data="${{inputs.data}}", task=RunFunction(code="src", entry_script="echo.py"))
+    done = ml_client.jobs.create_or_update(ok, run_dir=str(echo / "ok"), quiet=True)
+    ml_client.jobs.stream(done.name)
+    assert done.studio_url == (echo / "ok").as_uri()
+
+
+def test_v1_results_read_as_azures_notebooks_read_them(echo):
+    output_dir = PipelineData(name="inferences",
+                              datastore=Workspace.from_config().get_default_datastore())
+    config = _config(mini_batch_size="2", append_row_file_name="names.txt")
+    step = ParallelRunStep(name="names", parallel_run_config=config, output=output_dir,
+                           inputs=[Dataset.File.from_files("data").as_named_input("raw")])
+    pipeline_run = Experiment(Workspace(), "results").submit(Pipeline(Workspace(), [step]),
+                                                             quiet=True)
+    pipeline_run.wait_for_completion(show_output=False)
+    expected = [f"f0000{i}.txt" for i in range(5)]
+    # MachineLearningNotebooks, file-dataset-image-inference-mnist:
+    batch_run = pipeline_run.find_step_run(step.name)[0]
+    batch_output = batch_run.get_output_data(output_dir.name)
+    target_dir = str(echo / "target")
+    batch_output.download(local_path=target_dir)
+    result_file = os.path.join(target_dir, batch_output.path_on_datastore,
+                               config.append_row_file_name)
+    assert read_lines(result_file) == expected
+    assert batch_output.path_on_datastore == os.path.join(
+        "daskprs-runs", pipeline_run.id, "jobs", "names", "outputs", "inferences")
+    # Azure's batch-inference docs: the first child run, its output, then search the folder.
+    prediction_run = next(pipeline_run.get_children())
+    assert prediction_run.id == f"{pipeline_run.id}_names" and prediction_run.name == "names"
+    prediction_run.get_output_data("inferences").download(local_path="results")
+    found = [os.path.join(root, f) for root, _, files in os.walk("results") for f in files
+             if f.endswith("names.txt")]
+    assert len(found) == 1 and read_lines(found[0]) == expected
+    with pytest.raises(SpecError, match="no output 'inference'. Did you mean 'inferences'"):
+        batch_run.get_output_data("inference")
+    # An output outside the datastore's folder keeps Azure's place for it.
+    elsewhere = ParallelRunStep(name="names", parallel_run_config=config,
+                                inputs=[Dataset.File.from_files("data").as_named_input("raw")],
+                                output=PipelineData("inferences", datastore=Datastore(
+                                    root=str(echo / "store"))))
+    run = Experiment(Workspace(), "results").submit(elsewhere, run_dir="other", quiet=True)
+    output = run.find_step_run("names")[0].get_output_data("inferences")
+    assert output.path_on_datastore == "azureml/other_names/inferences"
+    assert read_lines(os.path.join(output.download("t2"), "names.txt")) == expected
+
+
+def test_v1_a_step_that_cannot_start_fails_the_run_and_the_steps_before_stay_readable(echo):
+    empty = OutputFileDatasetConfig(name="nothing", destination="out/{run-id}")
+    make = ParallelRunStep(name="make", parallel_run_config=_config(output_action="summary_only"),
+                           inputs=[Dataset.File.from_files("data").as_named_input("raw")],
+                           output=empty)
+    use = ParallelRunStep(name="use", parallel_run_config=_config(),
+                          inputs=[empty.read_delimited_files().as_input("rows")])
+    run = Experiment(Workspace(), "fails").submit(Pipeline(Workspace(), [make, use]),
+                                                  run_dir="run", quiet=True)
+    assert run.get_status() == "Failed"
+    with pytest.raises(JobFailed, match=r"jobs\.use failed: inputs\.rows: .*out/run_make holds "
+                                        "no files"):
+        run.wait_for_completion(show_output=False)
+    assert run.find_step_run("make")[0].get_status() == "Finished"
+    assert run.find_step_run("use") == []
+
+
+def test_v2_job_results_download_as_azure_lays_them_out(echo):
+    make = command(name="make", code="src", command="python make.py ${{outputs.made}}",
+                   outputs={"made": Output(type="uri_folder")})
+    (echo / "src" / "make.py").write_text(
+        "import sys\nfor i in range(3):\n    open(f'{sys.argv[1]}/m{i}.txt', 'w').write('x')\n")
+    listing = parallel_run_function(
+        name="listing", inputs={"files": Input(type="uri_folder")},
+        outputs={"names": Output(type="uri_file")}, input_data="${{inputs.files}}",
+        task=RunFunction(code="src", entry_script="echo.py", append_row_to="${{outputs.names}}"))
+
+    @pipeline()
+    def made_and_listed():
+        produced = make()
+        listed = listing(files=produced.outputs.made)
+        return {"names": listed.outputs.names, "made": produced.outputs.made}
+
+    ml_client = MLClient.from_config(credential=None)
+    job = ml_client.jobs.create_or_update(made_and_listed(), run_dir="run", quiet=True)
+    ml_client.jobs.stream(job.name)
+    # As Azure's batch-inference docs read a job's output:
+    ml_client.jobs.download(name=job.name, output_name="names", download_path="./dl")
+    assert read_lines(echo / "dl/named-outputs/names/names.txt") == ["m0.txt", "m1.txt", "m2.txt"]
+    ml_client.jobs.download(job.name, download_path="all", all=True)
+    assert sorted(os.listdir(echo / "all/named-outputs/made")) == ["m0.txt", "m1.txt", "m2.txt"]
+    assert (echo / "all/named-outputs/names/names.txt").is_file()
+    assert (echo / "all/artifacts/logs/commands/produced.txt").is_file()
+    assert (echo / "all/artifacts/jobs/listed/logs/job_result.txt").is_file()
+    assert not (echo / "dl/artifacts").exists()
+    with pytest.raises(SpecError, match="no output 'name'. Did you mean 'names'"):
+        ml_client.jobs.download(job.name, output_name="name")

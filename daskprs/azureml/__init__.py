@@ -3,7 +3,8 @@
 SDK v2 (``azure.ai.ml``)::
 
     from daskprs.azureml import (Input, Output, AssetTypes, InputOutputModes, MLClient,
-                                 load_component, pipeline, parallel_run_function, RunFunction)
+                                 load_component, pipeline, parallel_run_function, RunFunction,
+                                 JobException)
 
 SDK v1 (``azureml.core``, ``azureml.pipeline``)::
 
@@ -35,6 +36,8 @@ from ._v1 import (
     PipelineData,
     PipelineParameter,
     PipelineRun,
+    PortDataReference,
+    StepRun,
     TabularDataset,
     Workspace,
 )
@@ -43,6 +46,7 @@ from ._v2 import (
     Command,
     Input,
     InputOutputModes,
+    JobException,
     MLClient,
     Output,
     Parallel,
@@ -66,6 +70,7 @@ __all__ = [
     "FileDataset",
     "Input",
     "InputOutputModes",
+    "JobException",
     "MLClient",
     "Output",
     "OutputFileDatasetConfig",
@@ -78,7 +83,9 @@ __all__ = [
     "PipelineParameter",
     "PipelineResult",
     "PipelineRun",
+    "PortDataReference",
     "RunFunction",
+    "StepRun",
     "TabularDataset",
     "Workspace",
     "command",

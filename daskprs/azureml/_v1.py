@@ -1,5 +1,6 @@
 """Azure ML SDK v1 shapes: ParallelRunConfig, ParallelRunStep, Dataset, PipelineParameter,
-PipelineData, OutputFileDatasetConfig, Pipeline, Experiment, Workspace, Datastore.
+PipelineData, OutputFileDatasetConfig, Pipeline, Experiment, Workspace, Datastore, and the
+PipelineRun that ``submit`` returns (StepRuns, PortDataReferences to read results).
 
 A ParallelRunConfig is the v1 ``parallel_run_config:`` YAML as an object, and a
 ParallelRunStep adds what that dialect takes from ``--set`` (inputs, side inputs, output,
@@ -14,10 +15,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ..dialects._common import combined_mltable
+from ..dialects._common import combined_mltable, output_mltable
+from ..dialects.pipeline import TABLE
 from ..errors import JobFailed, SpecError
 from ..spec import closest
 
@@ -175,11 +177,8 @@ class _TabularFactory:
                              encoding: str = "utf8") -> TabularDataset:
         if set_column_types:
             log.info("Dataset.Tabular: set_column_types ignored; convert in the entry script")
-        modes = {True: "all_files_same_headers", False: "no_header"}
         read = {"read_delimited": {
-            "delimiter": separator, "encoding": encoding,
-            "header": modes.get(header, str(header).lower()) if isinstance(header, bool | str)
-            else "all_files_same_headers",
+            "delimiter": separator, "encoding": encoding, "header": _header_mode(header),
             "include_path_column": include_path, "infer_column_types": infer_column_types,
             "support_multi_line": support_multi_line, "empty_as_string": empty_as_string}}
         return TabularDataset(_paths(path), partition_format, read)
@@ -229,24 +228,114 @@ class DatasetConsumptionConfig:
 
 
 class _Intermediate:
-    """Data one step writes and another reads (PipelineData, OutputFileDatasetConfig)."""
+    """Data one step writes and another reads (PipelineData, OutputFileDatasetConfig).
 
-    def __init__(self, name: str | None, path: str | None = None) -> None:
-        self.name, self.path = name or "output", path
+    ``path`` may hold Azure's placeholders ``{run-id}`` and ``{output-name}``, filled in by
+    ``placed`` for each run (a run must not overwrite the outputs of the one before).
+    """
+
+    def __init__(self, name: str | None, path: str | None = None,
+                 datastore: Datastore | None = None) -> None:
+        self.name, self.path, self.datastore = name or "output", path, datastore
+
+    def placed(self, run_id: str | None) -> str | None:
+        """The path for the step run ``run_id`` (None: not known yet, so ``{run-id}`` stays)."""
+        if self.path is None:
+            return None
+        path = self.path.replace("{output-name}", self.name)
+        return path if run_id is None else path.replace("{run-id}", run_id)
 
     def _self(self, *args: Any, **kwargs: Any) -> Any:
         return self
 
-    as_dataset = as_download = as_mount = as_upload = as_input = as_direct = _self
-    read_delimited_files = read_parquet_files = register_on_complete = _self
+    as_dataset = as_download = as_mount = as_upload = as_direct = register_on_complete = _self
+
+    def as_input(self, name: str | None = None) -> DatasetConsumptionConfig:
+        """This output as the next step's input, called ``name`` there."""
+        return DatasetConsumptionConfig(name or self.name, self, mode="mount")
+
+    def _delimited(self, include_path: bool, separator: str, header: Any,
+                   partition_format: str | None, glob: str | None, set_column_types: Any,
+                   multi_line: bool = False) -> OutputTabularDatasetConfig:
+        read = {"read_delimited": {"delimiter": separator, "header": _header_mode(header),
+                                   "include_path_column": include_path,
+                                   "support_multi_line": multi_line}}
+        return OutputTabularDatasetConfig(self, read, partition_format, glob, set_column_types)
+
+    def _parquet(self, include_path: bool, partition_format: str | None, glob: str | None,
+                 set_column_types: Any) -> OutputTabularDatasetConfig:
+        read = {"read_parquet": {"include_path_column": include_path}}
+        return OutputTabularDatasetConfig(self, read, partition_format, glob, set_column_types)
+
+
+class OutputTabularDatasetConfig:
+    """What ``read_delimited_files()`` / ``read_parquet_files()`` return: the step that reads
+    this output gets the files its producer wrote as a table (run() gets DataFrames), as it gets
+    a TabularDataset on Azure. They are read when that step starts."""
+
+    def __init__(self, source: _Intermediate, read: dict[str, Any],
+                 partition_format: str | None, glob: str | None,
+                 set_column_types: Any) -> None:
+        if set_column_types:
+            log.info("%s: set_column_types ignored; convert in the entry script", source.name)
+        transforms: list[Any] = [read]
+        if partition_format:
+            transforms.append({"extract_columns_from_partition_format": partition_format})
+        self.source, self.name = source, source.name
+        self.table = {"transformations": transforms, "glob": glob}
+
+    def as_input(self, name: str | None = None) -> DatasetConsumptionConfig:
+        """This table as the next step's input, called ``name`` there."""
+        return DatasetConsumptionConfig(name or self.name, self, mode="direct")
+
+    def register_on_complete(self, name: str, description: str | None = None,
+                             tags: Any = None) -> OutputTabularDatasetConfig:
+        return self  # nothing to register: the data stays where the step wrote it
+
+
+def _header_mode(header: Any) -> str:
+    """An MLTable ``header`` from a v1 ``header=`` (a bool, or an MLTable mode)."""
+    if isinstance(header, bool | str):
+        return {True: "all_files_same_headers", False: "no_header"}.get(header,
+                                                                         str(header).lower())
+    return "all_files_same_headers"
+
+
+def _writer(data: Any) -> Any:
+    """The PipelineData / OutputFileDatasetConfig a step writes (``output=`` may be a table)."""
+    return data.source if isinstance(data, OutputTabularDatasetConfig) else data
 
 
 class PipelineData(_Intermediate):
-    """``azureml.pipeline.core.PipelineData``: a step output under the run directory."""
+    """``azureml.pipeline.core.PipelineData``: a step output under the run directory.
+
+    ``as_dataset()`` returns it; ``parse_delimited_files()`` / ``parse_parquet_files()`` read it
+    as a table in the next step.
+    """
 
     def __init__(self, name: str, datastore: Any = None, output_name: str | None = None,
                  **kwargs: Any) -> None:
-        super().__init__(output_name or name)
+        super().__init__(output_name or name,
+                         datastore=datastore if isinstance(datastore, Datastore) else None)
+
+    def parse_delimited_files(self, include_path: bool = False, separator: str = ",",
+                              header: Any = True, partition_format: str | None = None,
+                              file_extension: str = "", set_column_types: Any = None,
+                              quoted_line_breaks: bool = False) -> OutputTabularDatasetConfig:
+        return self._delimited(include_path, separator, header, partition_format,
+                               f"**/*{file_extension}" if file_extension else None,
+                               set_column_types, quoted_line_breaks)
+
+    def parse_parquet_files(self, include_path: bool = False,
+                            partition_format: str | None = None,
+                            file_extension: str = ".parquet",
+                            set_column_types: Any = None) -> OutputTabularDatasetConfig:
+        return self._parquet(include_path, partition_format,
+                             f"**/*{file_extension}" if file_extension else None,
+                             set_column_types)
+
+
+_PLACEHOLDERS = {"run-id", "output-name"}
 
 
 class OutputFileDatasetConfig(_Intermediate):
@@ -254,13 +343,30 @@ class OutputFileDatasetConfig(_Intermediate):
 
     def __init__(self, name: str | None = None, destination: Any = None, source: Any = None,
                  partition_format: str | None = None) -> None:
-        path = None
+        path, datastore = None, None
         if destination is not None:
             store, rel = destination if isinstance(destination, tuple) else (None, destination)
-            rel = re.sub(r"\{[^}]*\}", "run", str(rel))  # {run-id} and the like
-            root = store.root if isinstance(store, Datastore) else os.getcwd()
-            path = os.path.normpath(os.path.join(root, rel))
-        super().__init__(name, path)
+            unknown = sorted(set(re.findall(r"\{([^{}]*)\}", str(rel))) - _PLACEHOLDERS)
+            if unknown:
+                raise SpecError(f"OutputFileDatasetConfig destination {str(rel)!r}: "
+                                f"{{{unknown[0]}}} is not a placeholder; Azure ML fills in only "
+                                "{run-id} and {output-name}.")
+            datastore = store if isinstance(store, Datastore) else None
+            root = datastore.root if datastore else os.getcwd()
+            path = os.path.normpath(os.path.join(root, str(rel)))
+        super().__init__(name, path, datastore)
+
+    def read_delimited_files(self, include_path: bool = False, separator: str = ",",
+                             header: Any = True, partition_format: str | None = None,
+                             path_glob: str | None = None,
+                             set_column_types: Any = None) -> OutputTabularDatasetConfig:
+        return self._delimited(include_path, separator, header, partition_format, path_glob,
+                               set_column_types)
+
+    def read_parquet_files(self, include_path: bool = False, partition_format: str | None = None,
+                           path_glob: str | None = None,
+                           set_column_types: Any = None) -> OutputTabularDatasetConfig:
+        return self._parquet(include_path, partition_format, path_glob, set_column_types)
 
 
 class ParallelRunConfig:
@@ -352,8 +458,10 @@ class ParallelRunStep:
         self.inputs, self.output = list(inputs), output
         self.side_inputs, self.arguments = list(side_inputs or []), list(arguments or [])
 
-    def _pairs(self, bind: Binder, params: Mapping[str, Any]) -> list[tuple[str, Any]]:
-        """The ``--set`` pairs that give the v1 dialect this step's data."""
+    def _pairs(self, bind: Binder, params: Mapping[str, Any],
+               run_id: str) -> list[tuple[str, Any]]:
+        """The ``--set`` pairs that give the v1 dialect this step's data (``run_id``: this
+        step run's id, for ``{run-id}`` in its output's destination)."""
         pairs: list[tuple[str, Any]] = [("name", self.name)]
         names: dict[int, str] = {}
         for i, item in enumerate(self.inputs):
@@ -362,18 +470,20 @@ class ParallelRunStep:
             pairs.append((f"inputs.{key}", value))
         side = list(self.side_inputs)
         side += [a for a in self.arguments if _is_data(a) and id(a) not in names
-                 and a is not self.output and a not in side]
+                 and (self.output is None or _writer(a) is not _writer(self.output))
+                 and a not in side]
         for i, item in enumerate(side):
             key, value = self._port(item, f"side_input_{i}", bind, params)
             names[id(item)] = key
             pairs.append((f"side_inputs.{key}", value))
         if self.output is not None:
-            out = self.output
-            pairs.append((f"outputs.{out.name}", {"path": out.path} if out.path else {}))
+            out = _writer(self.output)
+            path = out.placed(run_id)
+            pairs.append((f"outputs.{out.name}", {"path": path} if path else {}))
         args = []
         for a in self.arguments:
             a = _resolve(a, params)
-            if a is self.output:
+            if self.output is not None and _writer(a) is _writer(self.output):
                 args.append(_ref("outputs", a.name))
             elif id(a) in names:
                 args.append(_ref("inputs", names[id(a)]))
@@ -392,31 +502,49 @@ class ParallelRunStep:
         what = f"ParallelRunStep {self.name} input {key}"
         if isinstance(data, _Dataset):
             return key, data._input(what)
-        if isinstance(data, _Intermediate):
-            path = bind(data) or data.path
+        if isinstance(data, _Intermediate | OutputTabularDatasetConfig):
+            made = _writer(data)
+            if made is not data and len(self.inputs) > 1 and any(i is item for i in self.inputs):
+                raise SpecError(f"{what}: a step output read as a table must be the step's only "
+                                "input (daskprs splits one table); give the other inputs to "
+                                "another step, or read this one as files (drop "
+                                "read_delimited_files / read_parquet_files).")
+            path = bind(made) or made.placed(None)
             if path is None:
-                raise SpecError(f"{what}: {type(data).__name__} {data.name!r} is written by no "
+                raise SpecError(f"{what}: {type(made).__name__} {made.name!r} is written by no "
                                 "step of this pipeline; give it a destination, or add the step "
                                 "that writes it.")
-            return key, {"path": path}
+            if "{run-id}" in path:
+                raise SpecError(f"{what}: the destination of {type(made).__name__} "
+                                f"{made.name!r} holds {{run-id}}, which is known only when the "
+                                "step that writes it runs. Submit that step and this one in one "
+                                "Pipeline: Experiment(ws, NAME).submit(pipeline).")
+            if made is data:
+                return key, {"path": path}
+            if path.startswith("${{"):  # bound by the pipeline, which makes the MLTable
+                return key, {"type": "mltable", "path": path, TABLE: data.table}
+            return key, {"type": "mltable", "path": output_mltable(
+                path, data.table["transformations"], data.table["glob"])}
         if isinstance(data, str):
             return key, {"path": _absolute(data)}
         raise SpecError(f"{what}: expected a Dataset, dataset.as_named_input(...), PipelineData "
                         f"or OutputFileDatasetConfig, got {data!r}.")
 
-    def _node(self, bind: Binder, params: Mapping[str, Any]) -> dict[str, Any]:
+    def _node(self, bind: Binder, params: Mapping[str, Any], run_id: str) -> dict[str, Any]:
         from ..dialects.v1 import to_v2
 
         raw = to_v2(self.parallel_run_config._mapping(params), base_dir=os.getcwd(),
-                    overrides=self._pairs(bind, params))
+                    overrides=self._pairs(bind, params, run_id))
         return {**raw, "type": "parallel"}
 
     def to_jobspec(self, overrides: Any = None, job: str | None = None,
                    params: Mapping[str, Any] | None = None) -> Any:
         from ..dialects.overrides import parse_overrides
         from ..dialects.v1 import load
+        from ..rundir import default_run_dir
 
-        pairs = self._pairs(lambda data: None, params or {}) + parse_overrides(overrides)
+        run_id = os.path.basename(default_run_dir(self.name))  # a new one for each run
+        pairs = self._pairs(lambda data: None, params or {}, run_id) + parse_overrides(overrides)
         return load(self.parallel_run_config._mapping(params), base_dir=os.getcwd(),
                     overrides=pairs)
 
@@ -428,8 +556,14 @@ def _ref(*parts: str) -> str:
     return "${{" + ".".join(parts) + "}}"
 
 
+def step_run_id(run_id: str, step: str) -> str:
+    """A step run's id: unique per pipeline run, the same when that run is resumed."""
+    return f"{run_id}_{step}"
+
+
 def _is_data(value: Any) -> bool:
-    return isinstance(value, _Dataset | DatasetConsumptionConfig | _Intermediate)
+    return isinstance(value, _Dataset | DatasetConsumptionConfig | _Intermediate
+                      | OutputTabularDatasetConfig)
 
 
 class Pipeline:
@@ -444,9 +578,11 @@ class Pipeline:
                 raise SpecError(f"Pipeline: daskprs runs ParallelRunSteps; got "
                                 f"{type(step).__name__}. Run other steps before, on their own.")
 
-    def _mapping(self, name: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The equivalent v2 pipeline: one parallel job per step."""
-        producers = {id(s.output): s for s in self.steps if s.output is not None}
+    def _mapping(self, name: str, params: Mapping[str, Any] | None,
+                 run_id: str) -> dict[str, Any]:
+        """The equivalent v2 pipeline: one parallel job per step (``run_id``: the pipeline
+        run's; a step run's id is ``RUNID_STEP``)."""
+        producers = {id(_writer(s.output)): s for s in self.steps if s.output is not None}
 
         def bind(data: _Intermediate) -> str | None:
             step = producers.get(id(data))
@@ -454,7 +590,8 @@ class Pipeline:
                                                   data.name)
 
         return {"type": "pipeline", "name": name,
-                "jobs": {s.name: s._node(bind, params or {}) for s in self.steps}}
+                "jobs": {s.name: s._node(bind, params or {}, step_run_id(run_id, s.name))
+                         for s in self.steps}}
 
     def to_jobspec(self, overrides: Any = None, job: str | None = None) -> Any:
         """The JobSpec of its step (``job`` names it when there are several)."""
@@ -472,24 +609,92 @@ class Pipeline:
         return []
 
 
-class PipelineRun:
-    """What ``Experiment.submit`` returns (the run has already finished)."""
+class PortDataReference:
+    """``step_run.get_output_data(name)``: a step's output. ``download`` copies it from where
+    the step wrote it; ``path_on_datastore`` is that place under the datastore's folder, or
+    ``azureml/STEP_RUN_ID/NAME`` (Azure's place for it) when it lies outside."""
 
-    def __init__(self, experiment: str, result: Any) -> None:
-        self.experiment, self._result = experiment, result
-        self.id = os.path.basename(result.run_dir)
-        self.run_dir = result.run_dir
-        self.results = result.results
+    def __init__(self, name: str, path: str, path_on_datastore: str,
+                 datastore: Datastore | None) -> None:
+        self.name, self.path_on_datastore = name, path_on_datastore
+        self.datastore, self._path = datastore, path
+
+    @property
+    def datastore_name(self) -> str:
+        return self.datastore.name if self.datastore else "workspaceblobstore"
+
+    def download(self, local_path: str | os.PathLike, overwrite: bool = False,
+                 show_progress: bool = True) -> str:
+        """Copy the output to ``local_path/path_on_datastore`` (as Azure lays it out) and return
+        that folder; files already there are kept unless ``overwrite``."""
+        from ._run import copy_output
+
+        target = os.path.join(os.fspath(local_path), self.path_on_datastore)
+        copy_output(self._path, target, f"output {self.name}", overwrite=overwrite)
+        return target
+
+    def __repr__(self) -> str:
+        return f"<PortDataReference {self.name}: {self._path}>"
+
+
+class StepRun:
+    """A step of a finished PipelineRun (``find_step_run(name)[0]``, ``get_children()``);
+    ``result`` is its RunResult."""
+
+    def __init__(self, pipeline_run_id: str, name: str, result: Any, output: Any) -> None:
+        self.id, self.name = step_run_id(pipeline_run_id, name), name
+        self.result, self.run_dir, self._output = result, result.run_dir, output
         self.status = "Finished" if result.ok else "Failed"
 
     def get_status(self) -> str:
         return self.status
 
-    def get_steps(self) -> list[Any]:
-        return list(self.results.values())
+    def get_details(self) -> dict[str, Any]:
+        return {"runId": self.id, "status": self.status, "runDir": self.run_dir}
 
-    def find_step_run(self, name: str) -> list[Any]:
-        return [self.results[name]] if name in self.results else []
+    def get_output_data(self, name: str) -> PortDataReference:
+        """The step's output called ``name`` (its PipelineData or OutputFileDatasetConfig)."""
+        outputs = self.result.outputs
+        if name not in outputs:
+            raise SpecError(f"step {self.name} has no output {name!r}."
+                            f"{closest(name, list(outputs))} Its outputs: "
+                            f"{', '.join(outputs) or 'none'}.")
+        store = getattr(self._output, "datastore", None)
+        rel = os.path.relpath(outputs[name], store.root if store else os.getcwd())
+        if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+            rel = f"azureml/{self.id}/{name}"
+        return PortDataReference(name, outputs[name], rel, store)
+
+    def __repr__(self) -> str:
+        return f"<StepRun {self.id}: {self.status}; run_dir={self.run_dir!r}>"
+
+
+class PipelineRun:
+    """What ``Experiment.submit`` returns (the run has already finished)."""
+
+    def __init__(self, experiment: str, result: Any, pipeline: Pipeline | None = None) -> None:
+        self.experiment, self._result = experiment, result
+        self.id = os.path.basename(result.run_dir)
+        self.run_dir = result.run_dir
+        self.results = result.results
+        self.status = "Finished" if result.ok else "Failed"
+        outputs = {s.name: _writer(s.output) for s in (pipeline.steps if pipeline else [])}
+        self._steps = {name: StepRun(self.id, name, res, outputs.get(name))
+                       for name, res in result.results.items()}
+
+    def get_status(self) -> str:
+        return self.status
+
+    def get_steps(self) -> Iterator[StepRun]:
+        """The steps that ran, in run order."""
+        return iter(self._steps.values())
+
+    def get_children(self, recursive: bool = False, **kwargs: Any) -> Iterator[StepRun]:
+        """The steps that ran, in run order (``next(pipeline_run.get_children())``)."""
+        return iter(self._steps.values())
+
+    def find_step_run(self, name: str) -> list[StepRun]:
+        return [self._steps[name]] if name in self._steps else []
 
     def get_details(self) -> dict[str, Any]:
         return {"runId": self.id, "status": self.status, "runDir": self.run_dir,
@@ -526,13 +731,15 @@ class Experiment:
         """Run ``config`` (a Pipeline or a ParallelRunStep); ``pipeline_parameters`` set
         PipelineParameters by name. daskprs extras: ``run_dir``, ``client``, ``workers``,
         ``quiet``."""
+        from ..rundir import default_run_dir
         from ._run import run_pipeline
 
         if isinstance(config, ParallelRunStep):
             config = Pipeline(self.workspace, [config])
         if not isinstance(config, Pipeline):
             raise SpecError(f"Experiment.submit: expected a Pipeline, got {type(config).__name__}.")
-        mapping = config._mapping(self.name, pipeline_parameters)
-        result = run_pipeline(mapping, base_dir=os.getcwd(), run_dir=run_dir, client=client,
+        root = os.path.abspath(run_dir or default_run_dir(self.name))
+        mapping = config._mapping(self.name, pipeline_parameters, os.path.basename(root))
+        result = run_pipeline(mapping, base_dir=os.getcwd(), run_dir=root, client=client,
                               workers=workers, quiet=quiet)
-        return PipelineRun(self.name, result)
+        return PipelineRun(self.name, result, config)

@@ -13,13 +13,14 @@ import functools
 import inspect
 import logging
 import os
+import pathlib
 import sys
 import threading
 from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 from typing import Any
 
-from ..errors import SpecError
+from ..errors import JobFailed, SpecError
 from ..spec import closest
 
 log = logging.getLogger("daskprs")
@@ -187,6 +188,8 @@ class _Node:
         self.status: str | None = None
         self.results: dict[str, Any] = {}
         self.run_dir: str | None = None
+        self.studio_url: str | None = None  # set when it has run: the run directory's URI
+        self._outcome: Any = None  # the RunResult, or the PipelineResult
 
     def _label(self) -> str:
         return f"{self.kind} {self.name or 'component'}"
@@ -460,6 +463,8 @@ class PipelineJob:
         self.status: str | None = None
         self.results: dict[str, Any] = {}
         self.run_dir: str | None = None
+        self.studio_url: str | None = None  # set when it has run: the run directory's URI
+        self._outcome: Any = None  # the PipelineResult
 
     def _job_name(self, node: _Node) -> str:
         if id(node) not in self._ids:
@@ -574,6 +579,10 @@ def _name_nodes(created: list[_Node], names: Mapping[str, Any]) -> list[tuple[st
 
 # --- MLClient ----------------------------------------------------------------------------
 
+class JobException(JobFailed):
+    """``azure.ai.ml.exceptions.JobException``: ``jobs.stream`` raises it for a failed job."""
+
+
 class _Jobs:
     def __init__(self) -> None:
         self._runs: dict[str, Any] = {}
@@ -586,6 +595,7 @@ class _Jobs:
                          **kwargs: Any) -> Any:
         """Run the job here and now (Azure queues it); returns it with ``status`` set.
 
+        A job that fails is reported by ``stream`` (as on Azure); a bad spec raises here.
         daskprs extras: ``run_dir``, ``client`` (a Dask Client), ``workers``, ``quiet``.
         """
         from .. import api
@@ -595,29 +605,66 @@ class _Jobs:
             result = run_pipeline(job.to_mapping(), base_dir=job._base, run_dir=run_dir,
                                   client=client, workers=workers, quiet=quiet)
             job.results, job.run_dir, ok = result.results, result.run_dir, result.ok
+            job._outcome = result
         elif isinstance(job, Parallel):
             res = api.run(job, run_dir=run_dir, client=client, workers=workers, quiet=quiet)
             job.results, job.run_dir, ok = {str(job.name): res}, res.run_dir, res.ok
+            job._outcome = res
         else:
             raise SpecError(f"create_or_update: cannot run {type(job).__name__}; give a pipeline "
                             "job or a parallel job.")
         job.status = "Completed" if ok else "Failed"
         job.name = os.path.basename(job.run_dir)
+        job.studio_url = pathlib.Path(job.run_dir).as_uri()  # no studio: the run directory
         self._runs[job.name] = job
         return job
 
     def stream(self, name: Any) -> None:
-        """Print the outcome (the job already ran in ``create_or_update``)."""
+        """Print the outcome (the job already ran in ``create_or_update``); raise
+        ``JobException`` with the reason if it failed, as Azure does."""
         job = self.get(name)
-        print(f"RunId: {job.name}\nStatus: {job.status}\nRun dir: {job.run_dir}")
+        print(f"RunId: {job.name}\nWeb View: {job.studio_url}\nStatus: {job.status}")
         for key, res in job.results.items():
             print(f"  {key}: {res!r}")
+        if job.status == "Failed":
+            raise JobException(f"job {job.name} failed: {job._outcome.reason} (run dir: "
+                               f"{job.run_dir})", job._outcome)
+
+    def download(self, name: str, *, download_path: str | os.PathLike = ".",
+                 output_name: str | None = None, all: bool = False) -> None:
+        """Copy a job's results from its run directory, laid out as Azure downloads them:
+        output ``output_name`` to ``DOWNLOAD_PATH/named-outputs/NAME``; without it the logs to
+        ``DOWNLOAD_PATH/artifacts``; ``all=True`` both, for every output. A pipeline job's
+        outputs are those its pipeline function returns."""
+        from ._run import copy_logs, copy_output
+
+        job = self.get(name)
+        outputs = _output_paths(job)
+        if output_name is not None and output_name not in outputs:
+            raise SpecError(f"jobs.download: job {job.name} has no output {output_name!r}."
+                            f"{closest(output_name, list(outputs))} Its outputs: "
+                            f"{', '.join(outputs) or 'none'}.")
+        folder = os.fspath(download_path)
+        for key in [output_name] if output_name else list(outputs) if all else []:
+            copy_output(outputs[key], os.path.join(folder, "named-outputs", key),
+                        f"output {key} of job {job.name}")
+        if output_name is None:
+            copy_logs(job.run_dir, os.path.join(folder, "artifacts"))
 
     def get(self, name: Any) -> Any:
         key = getattr(name, "name", name)
         if key not in self._runs:
             raise SpecError(f"no job {key!r} ran in this session.")
         return self._runs[key]
+
+
+def _output_paths(job: Any) -> dict[str, str | None]:
+    """Where a job that ran wrote each of its outputs (None: not written)."""
+    if isinstance(job, Parallel):
+        return dict(job._outcome.outputs)
+    made = job._outcome.outputs  # job -> output -> path, for the jobs that ran
+    return {key: made.get(job._job_name(ref._node), {}).get(ref._name)
+            for key, ref in job._bound.items()}
 
 
 class MLClient:

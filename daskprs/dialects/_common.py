@@ -303,11 +303,6 @@ def combined_mltable(paths: list[str], what: str, transforms: list[Any] | None =
     ``inputs=[...]``) become one generated MLTable in the temp folder, named by a hash of its
     content: their files form one list, sorted by path as an MLTable lists them.
     """
-    import hashlib
-    import tempfile
-
-    import yaml
-
     from ..errors import InputError
 
     entries = []
@@ -329,6 +324,27 @@ def combined_mltable(paths: list[str], what: str, transforms: list[Any] | None =
     doc: dict[str, Any] = {"type": "mltable", "paths": entries}
     if transforms:
         doc["transformations"] = list(transforms)
+    return _write_mltable(doc)
+
+
+def output_mltable(folder: str, transforms: list[Any], glob: str | None = None) -> str:
+    """An MLTable reading the files a pipeline step writes to ``folder`` (SDK v1
+    ``OutputFileDatasetConfig.read_delimited_files()``), or those matching ``glob`` in it.
+
+    The folder need not exist yet: the MLTable is read when the job that uses it starts.
+    """
+    entry = {"pattern": os.path.join(folder, glob.lstrip("/"))} if glob else {"folder": folder}
+    return _write_mltable({"type": "mltable", "paths": [entry],
+                           "transformations": list(transforms)})
+
+
+def _write_mltable(doc: dict[str, Any]) -> str:
+    """Write ``doc`` to the temp folder, named by a hash of its content; return its path."""
+    import hashlib
+    import tempfile
+
+    import yaml
+
     text = yaml.safe_dump(doc, sort_keys=False)
     folder = os.path.join(tempfile.gettempdir(), "daskprs-mltables",
                           hashlib.sha1(text.encode()).hexdigest()[:16])

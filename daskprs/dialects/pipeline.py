@@ -31,6 +31,7 @@ from ._common import (
     apply_extras,
     as_mapping,
     check_keys,
+    output_mltable,
     pop_extras,
     resolve_path,
     setting_key,
@@ -52,6 +53,9 @@ _WHOLE = re.compile(r"^\s*\$\{\{\s*parent\.([^}]*?)\s*\}\}\s*$")
 _PARENT = re.compile(r"\$\{\{\s*parent\.([^}]*?)\s*\}\}")
 _JOB_REF = re.compile(r"\$\{\{\s*parent\.jobs\.([^.}\s]+)\.")
 _FROM = "__from__"  # provenance of a bound input: (producing job, output)
+# SDK v1 ``read_delimited_files()`` on a bound input: read the files the producer writes as a
+# table ({"transformations": [...], "glob": ...}); see ``dialects._common.output_mltable``.
+TABLE = "__table__"
 
 
 def detect(mapping: Mapping[str, Any]) -> bool:
@@ -453,6 +457,10 @@ class Pipeline:
         for decl in as_mapping(raw.get("inputs"), "inputs").values():
             if isinstance(decl, dict):
                 decl.pop(_FROM, None)
+                table = decl.pop(TABLE, None)
+                if table is not None:
+                    decl.update(type="mltable", path=output_mltable(
+                        decl["path"], table["transformations"], table.get("glob")))
         raw["type"] = "parallel"
         raw["name"] = raw.get("name") or name
         where = f"jobs.{name}"
