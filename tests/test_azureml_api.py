@@ -228,7 +228,9 @@ def test_v1_tabular_dataset_gives_dataframes(echo, kind):
         "def run(df):\n    return [f'{a}:{b}' for a, b in zip(df['a'], df['b'])]\n")
     if kind == "csv":
         frame.to_csv(echo / "table.csv", sep=";", index=False)
-        table = Dataset.Tabular.from_delimited_files(path="table.csv", separator=";")
+        table = Dataset.Tabular.from_delimited_files(
+            path="table.csv", separator=";",
+            header=daskprs.azureml.PromoteHeadersBehavior.ALL_FILES_HAVE_SAME_HEADERS)
     else:
         frame.to_parquet(echo / "table.parquet")
         table = Dataset.Tabular.from_parquet_files(path=[str(echo / "table.parquet")])

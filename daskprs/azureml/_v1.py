@@ -12,6 +12,7 @@ under the current directory.
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import re
@@ -293,12 +294,33 @@ class OutputTabularDatasetConfig:
         return self  # nothing to register: the data stays where the step wrote it
 
 
+class PromoteHeadersBehavior(enum.Enum):
+    """``azureml.data.dataset_type_definitions.PromoteHeadersBehavior``: ``header=`` of
+    ``from_delimited_files``, as the MLTable header mode it means."""
+
+    NO_HEADERS = 0
+    ONLY_FIRST_FILE_HAS_HEADERS = 1
+    COMBINE_ALL_FILES_HEADERS = 2
+    ALL_FILES_HAVE_SAME_HEADERS = 3
+
+
+_HEADER_MODES = {
+    PromoteHeadersBehavior.NO_HEADERS: "no_header",
+    PromoteHeadersBehavior.ONLY_FIRST_FILE_HAS_HEADERS: "from_first_file",
+    PromoteHeadersBehavior.COMBINE_ALL_FILES_HEADERS: "all_files_different_headers",
+    PromoteHeadersBehavior.ALL_FILES_HAVE_SAME_HEADERS: "all_files_same_headers",
+}
+
+
 def _header_mode(header: Any) -> str:
-    """An MLTable ``header`` from a v1 ``header=`` (a bool, or an MLTable mode)."""
+    """An MLTable ``header`` from a v1 ``header=``: a bool, a PromoteHeadersBehavior, or an
+    MLTable mode."""
+    if isinstance(header, PromoteHeadersBehavior):
+        return _HEADER_MODES[header]
     if isinstance(header, bool | str):
         return {True: "all_files_same_headers", False: "no_header"}.get(header,
                                                                          str(header).lower())
-    return "all_files_same_headers"
+    raise TypeError(f"header={header!r}: give True, False or a PromoteHeadersBehavior.")
 
 
 def _writer(data: Any) -> Any:
