@@ -220,6 +220,8 @@ def _execute_locked(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | No
         # list in the background and records the hash when ready; a resume needs it first.
         plan_obj = build_plan(spec, background=not resume)
         state = _initial_state(rd, plan_obj, resume=resume, force=force)
+        if not resume:  # before the cluster: a run that never got workers can be resumed
+            _write_job(rd, spec, bound, len(plan_obj))
         threads = children.thread_workers(spec, workers) if client is None else []
         if threads:
             config = child_config(plan_obj.reader, spec.task.code, spec.task.entry_path)
@@ -244,8 +246,8 @@ def _execute_locked(spec: JobSpec, rd: RunDir, *, client: Any, workers: int | No
                     if not resume and not isinstance(e, KeyboardInterrupt):
                         os.remove(rd / "job.yaml")  # not a run: its --run-dir stays free
                     raise
-            if not resume:
-                _write_job(rd, spec, bound, len(plan_obj))
+                if not resume:
+                    _write_job(rd, spec, bound, len(plan_obj))
             for name, path in bound.output_paths.items():
                 is_file = spec.outputs[name].type == "uri_file"
                 os.makedirs(os.path.dirname(path) if is_file else path, exist_ok=True)

@@ -89,6 +89,9 @@ class _Progress:
             self.bar.close()
 
 
+NO_WORKER_GRACE = 60.0  # seconds without any Dask worker before a run gives up
+
+
 class Driver:
     """Runs one plan on one client; see the module docstring."""
 
@@ -123,6 +126,8 @@ class Driver:
         self.chunk_seq = 0
         self._workers_cache: tuple[float, set[str]] = (0.0, set())
         self._slots_cache = 1
+        self._workers_seen = 0  # the most recent count, to say when workers leave
+        self._no_workers_since: float | None = None
         self._rows_per_byte = (0, 0)  # tables: rows loaded, and planned bytes they came from
 
     # -- submission -----------------------------------------------------------------------
@@ -369,6 +374,29 @@ class Driver:
             self._slots_cache = max(1, sum(w.get("nthreads", 1) for w in workers.values()))
         return self._workers_cache[1]
 
+    def _check_workers(self, now: float, first_result: bool) -> str | None:
+        """Say when workers go, and fail once none has been left for NO_WORKER_GRACE: batch
+        jobs that hit their walltime or were cancelled do not come back by themselves, and
+        the stall limit (3 x (timeout + 30 s)) could keep an idle driver waiting for half an
+        hour. Adaptive clusters start workers for queued work, so they are left to wait."""
+        live = len(self._live_workers())
+        if live < self._workers_seen:
+            log.warning("%d of %d Dask workers left the cluster (%d left)%s",
+                        self._workers_seen - live, self._workers_seen, live,
+                        "; batch jobs end at their walltime" if self.spec.cluster.type
+                        not in ("local", "address") else "")
+        self._workers_seen = live
+        if live or not first_result or "adapt" in self.spec.cluster.options:
+            self._no_workers_since = None
+            return None
+        if self._no_workers_since is None:
+            self._no_workers_since = now
+        if now - self._no_workers_since < NO_WORKER_GRACE:
+            return None
+        return (f"the cluster has had no Dask worker for {NO_WORKER_GRACE:g} s (batch jobs "
+                "ended at their walltime or were cancelled, or the workers were stopped): "
+                "start workers again (or raise the walltime), then resume")
+
     def _check_init(self) -> str | None:
         if self.ok_workers or not self.bad_workers:
             return None
@@ -446,6 +474,7 @@ class Driver:
                     if not self._live_workers():
                         reason += ("; the cluster has no Dask worker left (lost or stopped): "
                                    "start workers again, then resume")
+                reason = reason or self._check_workers(now, first_result)
                 if reason:
                     self._stop("failed", reason)
                 if fingerprint_due and self.plan.fingerprint_ready:
@@ -456,7 +485,7 @@ class Driver:
                     self._write_overview(now - start)
                     report.flush()
         except KeyboardInterrupt as e:  # hpc turns SIGTERM/SIGHUP into one, naming it
-            self._stop("interrupted", f"interrupted ({e or 'Ctrl-C'})")
+            self._stop("interrupted", f"interrupted ({str(e) or 'Ctrl-C'})")
             self._drain(journal, report)
         finally:
             progress.close()

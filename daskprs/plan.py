@@ -58,7 +58,7 @@ class MiniBatch:
         if kind == "files":
             paths = self.payload[1]
             more = f" (+{len(paths) - 1} more)" if len(paths) > 1 else ""
-            return f"{len(paths)} files: {paths[0]}{more}"
+            return f"{len(paths)} file{'s' if len(paths) != 1 else ''}: {paths[0]}{more}"
         if kind == "range":
             return f"{self.payload[1]} bytes {self.payload[2]}-{self.payload[3]}"
         if kind == "rowgroups":

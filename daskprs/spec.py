@@ -159,6 +159,19 @@ class TaskSpec:
         return os.path.join(self.code, self.entry_script)
 
 
+def available_cpus() -> int:
+    """The CPUs this process may use: a SLURM allocation (``SLURM_CPUS_PER_TASK``), else its
+    CPU affinity (taskset, cpusets), else the machine's. Not ``os.cpu_count()``: in an
+    8-CPU job on a 128-core node that would start 128 user-code processes."""
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        return int(slurm)
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 @dataclass(frozen=True, kw_only=True)
 class JobSpec:
     """A parallel job, frozen and validated; paths are absolute, bindings unresolved."""
@@ -199,7 +212,7 @@ class JobSpec:
 
     @property
     def concurrency(self) -> int:
-        return self.max_concurrency_per_instance or os.cpu_count() or 1
+        return self.max_concurrency_per_instance or available_cpus()
 
     @property
     def max_tries(self) -> int:

@@ -235,6 +235,42 @@ def test_losing_every_worker_of_a_cluster_says_so(tmp_path):
            "left (lost or stopped): start workers again, then resume" in out, out
 
 
+def test_a_cluster_left_without_workers_fails_the_run_after_a_grace(tmp_path, monkeypatch,
+                                                                    caplog):
+    # Batch jobs that hit their walltime do not come back: the run says so and stops after
+    # NO_WORKER_GRACE, not after the stall limit (here 10 minutes).
+    import daskprs.execute
+
+    monkeypatch.setattr(daskprs.execute, "NO_WORKER_GRACE", 3.0)
+    data = make_files(tmp_path / "data", 40)
+    job = probe_job(data, write_probe(tmp_path / "code"), args="--sleep 0.5",
+                    retry_settings={"timeout": 200})
+    with dask_processes(tmp_path) as (address, procs):
+        job["cluster"] = {"address": address}
+        journal = tmp_path / "run" / "journal.jsonl"
+
+        def kill_workers_after_a_commit():
+            deadline = time.monotonic() + 60
+            while not (journal.exists() and '"t":"chunk"' in journal.read_text()):
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.1)
+            for name in ("w0", "w1"):
+                os.killpg(procs[name].pid, 9)
+
+        killer = threading.Thread(target=kill_workers_after_a_commit)
+        killer.start()
+        start = time.monotonic()
+        with caplog.at_level("WARNING", logger="daskprs"):
+            result = daskprs.run(job, run_dir=tmp_path / "run", quiet=True)
+        killer.join()
+    assert result.status == "failed"
+    assert result.reason.startswith("the cluster has had no Dask worker for 3 s"), result.reason
+    assert time.monotonic() - start < 90
+    assert "Dask workers left the cluster (0 left)" in caplog.text
+    assert result.counts["succeeded"] >= 1  # what finished is kept for the resume
+
+
 def _unshare_prefix():
     """A command prefix that gives a process its own mount namespace, or None."""
     for prefix in (["unshare", "-m"], ["unshare", "-r", "-m"]):

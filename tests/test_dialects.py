@@ -323,3 +323,14 @@ def test_set_environment_variables_keeps_their_text(code):
     spec = load(job, ["environment_variables.DEBUG=on", "environment_variables.N=007",
                       "mini_batch_size=3"])
     assert dict(spec.environment_variables) == {"DEBUG": "on", "N": "007"}
+
+
+def test_default_concurrency_is_the_cpus_this_process_was_given(code, monkeypatch):
+    job = {"type": "parallel", "inputs": {"data": {"type": "uri_folder", "path": str(code / "a")}},
+           "input_data": "${{inputs.data}}", "task": {"code": str(code), "entry_script": "echo.py"}}
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    assert load(job).concurrency == len(os.sched_getaffinity(0))  # taskset, cpusets
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")  # inside an sbatch job: its allocation
+    assert load(job).concurrency == 3
+    job["max_concurrency_per_instance"] = 5
+    assert load(job).concurrency == 5
