@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import shlex
 import sys
 import traceback
@@ -164,7 +165,7 @@ def validate(spec: str, overrides: tuple[str, ...], job: str | None, debug: bool
 
     from . import api
     from .entry_script import check_entry_script, missing_imports
-    from .errors import EntryScriptError
+    from .errors import EntryScriptError, InputError
 
     _setup_logging(False, debug)
     notes: list[str] = []
@@ -172,6 +173,12 @@ def validate(spec: str, overrides: tuple[str, ...], job: str | None, debug: bool
     def check() -> Any:
         s = api.load(spec, list(overrides), job=job)
         check_entry_script(s.task.entry_path)
+        data = s.data_input
+        if (data.path and not data.is_literal and "://" not in data.path
+                and not any(c in data.path for c in "*?[") and not s.pre_steps
+                and not os.path.exists(data.path)):
+            raise InputError(f"inputs.{data.name}: {data.path} does not exist. Check the "
+                             "path, or set it with --set.")
         missing = missing_imports(s.task.entry_path, s.task.code)
         if missing:
             what = ", ".join(f"{name!r} (line {line})" for line, name in missing)

@@ -280,6 +280,13 @@ def open_jobqueue_client(spec: JobSpec, quiet: bool = False) -> Iterator[Any]:
                     "%d run() calls share one GPU; to reserve CPUs without more threads, give "
                     "job_cpu (SLURM) instead of cores", kwargs["cores"], kwargs["processes"],
                     threads, threads)
+    gpus, processes = spec.cluster.gpus_per_instance, kwargs["processes"]
+    if gpus and processes != gpus:
+        log.warning("cluster.gpus_per_instance is %d but each job runs %d worker processes "
+                    "(max_concurrency_per_instance): each process is pinned to one GPU, so %s; "
+                    "set them equal", gpus, processes,
+                    f"{gpus - processes} GPU(s) per job go unused" if gpus > processes
+                    else f"{processes - gpus} process(es) per job share a GPU")
     if spec.cluster.gpus_per_instance and "gpu" not in asks.lower():
         log.warning("cluster.gpus_per_instance: daskprs adds the GPU request to SLURM jobs only; "
                     "for %s add it yourself (e.g. PBS resource_spec: select=1:ncpus=8:ngpus=%d)",

@@ -58,7 +58,9 @@ def summarize(run_dir: str) -> str:
         lines.append("failures by error type:")
         for etype, count in by_type.most_common():
             example = next(e for e in still_failed.values() if e.get("error_type") == etype)
-            lines.append(f"  {etype}: {count}  e.g. [{example['id']}] {example['message']}")
+            said = " ".join(str(example.get("message") or "").split())  # one line
+            said = said if len(said) <= 200 else said[:197] + "..."
+            lines.append(f"  {etype}: {count}  e.g. [{example['id']}] {said}")
     for name, path in (meta.get("outputs") or {}).items():
         lines.append(f"output {name}: {path}")
     if len(ok) < n:

@@ -63,6 +63,8 @@ CASES = [
     ("not parallel", GOOD.replace("type: parallel", "type: command"), [], {},
      ["type: 'command' is not a parallel job"]),
     ("no workers", GOOD, ["--workers", "0"], {}, ["workers=0: give at least 1"]),
+    ("an azureml asset given with --set", GOOD, ["--set", "inputs.data=azureml:reviews:1"], {},
+     ["inputs.data.path: 'azureml:reviews:1' is an Azure ML data asset", "cannot read offline"]),
     ("uri_file output that is a folder", GOOD.replace("{type: uri_folder}",
      "{type: uri_file, path: ./code}"), [], {},
      ["outputs.out: type uri_file, but", "code is a folder", "type: uri_folder"]),
@@ -130,6 +132,15 @@ def test_a_misspelled_partition_key_prints_only_the_error(tmp_path):
                            f"{tmp_path / 'sales.csv'} (Store, Brand, qty). Name columns of the "
                            "table in partition_keys (names are case-sensitive).\n")
     assert proc.stdout == ""
+
+
+def test_validate_finds_a_missing_input_path(project):
+    spec = project / "job.yml"
+    spec.write_text(GOOD)
+    proc = cli("validate", str(spec), "--set", "inputs.data=./nodata")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error: inputs.data: ") and "nodata does not exist" in proc.stderr
+    assert cli("validate", str(spec)).returncode == 0
 
 
 def test_a_key_column_missing_from_a_later_file_prints_only_the_error(tmp_path):

@@ -553,3 +553,16 @@ def test_driver_killed_while_staging_partition_keys_then_resume(tmp_path):
     resumed = cli("resume", str(run_dir), "-q")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert read_lines(run_dir / "outputs/out/out.txt") == [f"s{k} {rows // 5}" for k in range(5)]
+
+
+def test_status_shows_a_long_multi_line_error_on_one_line(tmp_path):
+    data = make_files(tmp_path / "data", 2)
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "s.py").write_text("def run(mb):\n    raise ValueError('first line\\n' + 'x' * 400)\n")
+    job = file_job(data, retry_settings={"max_retries": 0})
+    job["task"].update(code=str(code), entry_script="s.py")
+    daskprs.run(job, run_dir=tmp_path / "run", quiet=True)
+    out = cli("status", str(tmp_path / "run")).stdout
+    line = next(x for x in out.splitlines() if "ValueError: 2" in x)
+    assert "first line xxx" in line and line.endswith("...") and len(line) < 260, out

@@ -154,7 +154,9 @@ def test_a_batch_system_that_does_not_answer_fails_the_run_fast_in_one_message(t
     # traceback, and submits again and again, so the run would wait first_task_creation_timeout
     conf = tmp_path / "slurm.conf"
     conf.write_text(Path("/etc/slurm/slurm.conf").read_text() + "\nSlurmctldPort=9\n")
-    job, _, _ = slurm_job(tmp_path, n=3, instances=1)
+    # (2 GPUs for 1 process per job: said too, before anything is submitted)
+    job, _, _ = slurm_job(tmp_path, n=3, instances=1, gpus_per_instance=2,
+                          extra={"max_concurrency_per_instance": 1})
     spec = tmp_path / "job.yml"
     spec.write_text(json.dumps(job))
     started = time.monotonic()
@@ -164,5 +166,7 @@ def test_a_batch_system_that_does_not_answer_fails_the_run_fast_in_one_message(t
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "submitting the slurm jobs failed: 'sbatch " in proc.stderr
     assert "Unable to contact slurm controller" in proc.stderr
+    assert "gpus_per_instance is 2 but each job runs 1 worker processes" in proc.stderr
+    assert "1 GPU(s) per job go unused" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
     assert time.monotonic() - started < 120  # not first_task_creation_timeout (600 s)

@@ -152,6 +152,14 @@ def as_mapping(value: Any, key: str) -> Mapping[str, Any]:
     return value
 
 
+def no_asset(path: Any, where: str) -> None:
+    """Refuse an Azure ML asset (``azureml:name:1``, ``azureml://...``) as an input path:
+    taken as a relative path it would name a file that does not exist."""
+    if isinstance(path, str) and path.startswith("azureml:"):
+        raise SpecError(f"{where}: {path!r} is an Azure ML data asset or datastore path, which "
+                        "daskprs cannot read offline. Give a local path or URL with --set.")
+
+
 def resolve_path(path: Any, base_dir: str, key: str) -> str | None:
     """Relative paths resolve against ``base_dir``; URLs and absolute paths are kept."""
     if path is None:

@@ -45,7 +45,8 @@ def _typed(key: str, raw: str) -> Any:
 
 def absolute(value: Any) -> Any:
     """Resolve a relative override path against the current directory (URLs unchanged)."""
-    if isinstance(value, str) and value and "://" not in value and not os.path.isabs(value):
+    if (isinstance(value, str) and value and "://" not in value and not os.path.isabs(value)
+            and not value.startswith("azureml:")):  # an asset: refused by name, not as a path
         return os.path.abspath(value)
     return value
 

@@ -31,6 +31,7 @@ from ._common import (
     apply_extras,
     as_mapping,
     check_keys,
+    no_asset,
     output_mltable,
     pop_extras,
     resolve_path,
@@ -201,7 +202,7 @@ class Pipeline:
         if kind in LITERAL_TYPES or (kind is None and decl.get("path") is None):
             return {"type": kind or _literal_type(decl.get("value", decl.get("default"))),
                     "value": decl.get("value", decl.get("default"))}
-        _no_asset(decl.get("path"), where)
+        no_asset(decl.get("path"), where)
         return {"type": kind, "path": resolve_path(decl.get("path"), self.base_dir,
                                                    f"{where}.path"), "mode": decl.get("mode")}
 
@@ -407,7 +408,7 @@ class Pipeline:
                 apply_override(node, *(setting_key(key, value) if parallel else (key, value)))
         for port, decl in as_mapping(node.get("inputs"), f"jobs.{name}.inputs").items():
             if isinstance(decl, Mapping):
-                _no_asset(decl.get("path"), f"jobs.{name}.inputs.{port}.path")
+                no_asset(decl.get("path"), f"jobs.{name}.inputs.{port}.path")
         self._nodes[name] = node
         return node
 
@@ -576,12 +577,6 @@ def _step_input(decl: Any, base_dir: str, where: str) -> dict[str, Any]:
         return {"type": kind or "string", "value": decl.get("value", decl.get("default"))}
     return {"type": kind or "uri_folder",
             "path": resolve_path(decl.get("path"), base_dir, f"{where}.path")}
-
-
-def _no_asset(path: Any, where: str) -> None:
-    if isinstance(path, str) and path.startswith("azureml:"):
-        raise SpecError(f"{where}: {path!r} is an Azure ML data asset or datastore path, which "
-                        "daskprs cannot read offline. Give a local path or URL with --set.")
 
 
 def _literal_type(value: Any) -> str:

@@ -31,6 +31,7 @@ from ._common import (
     as_int,
     as_mapping,
     check_keys,
+    no_asset,
     resolve_path,
 )
 from .overrides import apply_override
@@ -207,6 +208,7 @@ def _inputs(raw: Mapping[str, Any], base_dir: str, where: str) -> dict[str, Inpu
             inputs[name] = InputSpec(name=name, type=_literal_type(decl), value=decl)
             continue
         check_keys(decl, INPUT_KEYS, key, ignored={"datastore_mode", "is_resource"})
+        no_asset(decl.get("path"), f"{key}.path")
         path = resolve_path(decl.get("path"), base_dir, f"{key}.path")
         kind = decl.get("type") or _infer_type(path)
         if kind in LITERAL_TYPES:
