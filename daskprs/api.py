@@ -152,6 +152,35 @@ def run(
     return _execute(spec, rd, client=client, workers=workers, quiet=quiet, resume=False)
 
 
+def validate(source: Any, overrides: Any = None, job: str | None = None
+             ) -> tuple[JobSpec, list[str]]:
+    """Load and check a spec without running anything of the user's (``daskprs validate``):
+    the spec, the entry script (exists, parses, defines run(), its top-level imports are
+    found), the data input's path. Raises on a problem; returns the spec and warnings."""
+    import sys
+
+    from .entry_script import check_entry_script, missing_imports
+    from .errors import EntryScriptError
+    from .inputs.files import check_exists
+
+    spec = load(source, overrides, job)
+    check_entry_script(spec.task.entry_path)
+    data = spec.data_input
+    if data.path and not data.is_literal and not spec.pre_steps:  # steps write it first
+        check_exists(data.path, f"inputs.{data.name}")
+    missing = missing_imports(spec.task.entry_path, spec.task.code)
+    if not missing:
+        return spec, []
+    what = ", ".join(f"{name!r} (line {line})" for line, name in missing)
+    said = (f"entry script {spec.task.entry_path} imports {what}, which this Python "
+            f"({sys.executable}) cannot find")
+    if spec.cluster.type == "local" and not spec.cluster.address:
+        raise EntryScriptError(f"{said}; the local workers run this Python, so every worker "
+                               "would fail at start. Install it here, or run daskprs from the "
+                               "environment the job needs.")
+    return spec, [f"{said}. The cluster's workers need it."]
+
+
 def resume(run_dir: str | os.PathLike, *, force: bool = False, client: Any = None,
            workers: int | None = None, quiet: bool = False) -> RunResult:
     """Rerun only the failed and unprocessed mini-batches of a run; reuse what succeeded.

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import shlex
 import sys
 import traceback
@@ -161,40 +160,12 @@ def plan(spec: str, overrides: tuple[str, ...], job: str | None, first: int, deb
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
 def validate(spec: str, overrides: tuple[str, ...], job: str | None, debug: bool) -> None:
     """Load and validate SPEC (exit 0, or 2 with the problem)."""
-    import sys
-
     from . import api
-    from .entry_script import check_entry_script, missing_imports
-    from .errors import EntryScriptError, InputError
 
     _setup_logging(False, debug)
-    notes: list[str] = []
-
-    def check() -> Any:
-        s = api.load(spec, list(overrides), job=job)
-        check_entry_script(s.task.entry_path)
-        data = s.data_input
-        if (data.path and not data.is_literal and "://" not in data.path
-                and not any(c in data.path for c in "*?[") and not s.pre_steps
-                and not os.path.exists(data.path)):
-            raise InputError(f"inputs.{data.name}: {data.path} does not exist. Check the "
-                             "path, or set it with --set.")
-        missing = missing_imports(s.task.entry_path, s.task.code)
-        if missing:
-            what = ", ".join(f"{name!r} (line {line})" for line, name in missing)
-            said = (f"entry script {s.task.entry_path} imports {what}, which this Python "
-                    f"({sys.executable}) cannot find")
-            if s.cluster.type == "local" and not s.cluster.address:
-                raise EntryScriptError(
-                    f"{said}; the local workers run this Python, so every worker would fail "
-                    "at start. Install it here, or run daskprs from the environment the job "
-                    "needs.")
-            notes.append(f"warning: {said}. The cluster's workers need it.")
-        return s
-
-    s = _guard(check, debug)
-    for note in notes:
-        click.echo(note, err=True)
+    s, warnings = _guard(lambda: api.validate(spec, list(overrides), job=job), debug)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"ok: {s.name}: input {s.input_data} ({s.data_input.type}), "
                f"entry script {s.task.entry_path}, output_action {s.output_action}")
 

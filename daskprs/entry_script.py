@@ -77,7 +77,7 @@ def missing_imports(path: str, code_dir: str) -> list[tuple[int, str]]:
             names.extend((node.lineno, a.name.split(".")[0]) for a in node.names)
         elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
             names.append((node.lineno, node.module.split(".")[0]))
-    folders = [d for d in (code_dir, os.path.dirname(path)) if d not in sys.path]
+    folders = [d for d in import_folders(path, code_dir) if d not in sys.path]
     sys.path[:0] = folders
     try:
         return [(line, name) for line, name in names if _not_found(name)]
@@ -93,13 +93,17 @@ def _not_found(name: str) -> bool:
         return True
 
 
-def import_entry_script(path: str, code_dir: str) -> types.ModuleType:
-    """Import the script as a module named after its path under ``code_dir`` (as Azure does).
+def import_folders(path: str, code_dir: str) -> list[str]:
+    """What goes first on ``sys.path`` for the entry script: the code folder, then the
+    script's own folder, so a script in a subfolder (``entry_script: scoring/score.py``)
+    imports the modules next to it."""
+    return [code_dir, os.path.dirname(path)]
 
-    Both the code folder and the script's own folder go on ``sys.path``, so a script in a
-    subfolder (``entry_script: scoring/score.py``) imports the modules next to it.
-    """
-    for folder in (os.path.dirname(path), code_dir):
+
+def import_entry_script(path: str, code_dir: str) -> types.ModuleType:
+    """Import the script as a module named after its path under ``code_dir`` (as Azure does),
+    with ``import_folders`` on ``sys.path``."""
+    for folder in reversed(import_folders(path, code_dir)):
         if folder not in sys.path:
             sys.path.insert(0, folder)
     rel = os.path.relpath(path, code_dir)

@@ -274,23 +274,23 @@ def open_jobqueue_client(spec: JobSpec, quiet: bool = False) -> Iterator[Any]:
     kwargs, adapt = jobqueue_kwargs(spec)
     asks = " ".join(map(str, [*kwargs.get("job_extra_directives", []),
                               kwargs.get("resource_spec") or ""]))
-    threads = kwargs["cores"] // kwargs["processes"]
-    if spec.cluster.gpus_per_instance and threads > 1:
+    gpus, processes = spec.cluster.gpus_per_instance, kwargs["processes"]
+    threads = kwargs["cores"] // processes
+    if gpus and threads > 1:
         log.warning("cluster.cores: %s cores for %d worker processes gives each %d threads, so "
                     "%d run() calls share one GPU; to reserve CPUs without more threads, give "
-                    "job_cpu (SLURM) instead of cores", kwargs["cores"], kwargs["processes"],
+                    "job_cpu (SLURM) instead of cores", kwargs["cores"], processes,
                     threads, threads)
-    gpus, processes = spec.cluster.gpus_per_instance, kwargs["processes"]
     if gpus and processes != gpus:
         log.warning("cluster.gpus_per_instance is %d but each job runs %d worker processes "
                     "(max_concurrency_per_instance): each process is pinned to one GPU, so %s; "
                     "set them equal", gpus, processes,
                     f"{gpus - processes} GPU(s) per job go unused" if gpus > processes
                     else f"{processes - gpus} process(es) per job share a GPU")
-    if spec.cluster.gpus_per_instance and "gpu" not in asks.lower():
+    if gpus and "gpu" not in asks.lower():
         log.warning("cluster.gpus_per_instance: daskprs adds the GPU request to SLURM jobs only; "
                     "for %s add it yourself (e.g. PBS resource_spec: select=1:ncpus=8:ngpus=%d)",
-                    spec.cluster.type, spec.cluster.gpus_per_instance)
+                    spec.cluster.type, gpus)
     with signals_as_interrupt(), \
             _SubmitErrors(spec.cluster.type, announce=bool(adapt)).installed() as errors:
         try:
@@ -304,7 +304,6 @@ def open_jobqueue_client(spec: JobSpec, quiet: bool = False) -> Iterator[Any]:
                     "account, cores, memory, walltime, job_extra_directives, ...).") from None
             raise SpecError(f"cluster: {cls.__name__} rejected the options: {e}") from None
         try:
-            processes = kwargs["processes"]
             if adapt:
                 cluster.adapt(minimum_jobs=adapt[0], maximum_jobs=adapt[1])
                 jobs = f"adaptive {adapt[0]}..{adapt[1]} jobs"

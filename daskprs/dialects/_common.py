@@ -152,10 +152,15 @@ def as_mapping(value: Any, key: str) -> Mapping[str, Any]:
     return value
 
 
+def is_asset(path: Any) -> bool:
+    """An Azure ML asset or datastore path (``azureml:name:1``, ``azureml://...``)."""
+    return isinstance(path, str) and path.startswith("azureml:")
+
+
 def no_asset(path: Any, where: str) -> None:
-    """Refuse an Azure ML asset (``azureml:name:1``, ``azureml://...``) as an input path:
-    taken as a relative path it would name a file that does not exist."""
-    if isinstance(path, str) and path.startswith("azureml:"):
+    """Refuse an Azure ML asset as an input path: taken as a relative path it would name a
+    file that does not exist."""
+    if is_asset(path):
         raise SpecError(f"{where}: {path!r} is an Azure ML data asset or datastore path, which "
                         "daskprs cannot read offline. Give a local path or URL with --set.")
 

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from ..errors import SpecError
+from ._common import is_asset
 
 # Keys whose values are paths: a relative override path resolves against the current directory.
 _PATH_KEYS = ("code",)
@@ -46,7 +47,7 @@ def _typed(key: str, raw: str) -> Any:
 def absolute(value: Any) -> Any:
     """Resolve a relative override path against the current directory (URLs unchanged)."""
     if (isinstance(value, str) and value and "://" not in value and not os.path.isabs(value)
-            and not value.startswith("azureml:")):  # an asset: refused by name, not as a path
+            and not is_asset(value)):  # refused by name (dialects), not as a missing path
         return os.path.abspath(value)
     return value
 

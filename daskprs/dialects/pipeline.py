@@ -31,6 +31,7 @@ from ._common import (
     apply_extras,
     as_mapping,
     check_keys,
+    is_asset,
     no_asset,
     output_mltable,
     pop_extras,
@@ -216,7 +217,7 @@ class Pipeline:
             raise SpecError(f"{where}: expected a mapping with type/path, got {decl!r}.")
         check_keys(decl, PORT_KEYS, where, ignored=_PORT_IGNORED | {"is_link_mode"})
         path = decl.get("path")
-        if not (isinstance(path, str) and path.startswith("azureml:")):
+        if not is_asset(path):
             path = resolve_path(path, self.base_dir, f"{where}.path")
         return {k: v for k, v in (("type", decl.get("type")), ("path", path),
                                   ("mode", decl.get("mode"))) if v is not None}
@@ -369,7 +370,7 @@ class Pipeline:
         for port, decl in outs.items():
             decl.pop(_FROM, None)
             path = decl.get("path")
-            asset = isinstance(path, str) and path.startswith("azureml:")
+            asset = is_asset(path)
             if path is not None and not asset:
                 continue
             base = os.path.basename(path.rstrip("/")) if asset else None

@@ -31,6 +31,7 @@ from ._common import (
     as_int,
     as_mapping,
     check_keys,
+    is_asset,
     no_asset,
     resolve_path,
 )
@@ -267,7 +268,7 @@ def _outputs(raw: Mapping[str, Any], base_dir: str, where: str) -> dict[str, Out
                 f"{key}.type: {kind!r} is not an output type.{closest(str(kind), OUTPUT_TYPES)}"
             )
         path = decl.get("path")
-        if isinstance(path, str) and path.startswith("azureml:"):
+        if is_asset(path):
             # A datastore path means nothing offline: keep the file name, place it in the run dir.
             path = "azureml:" + os.path.basename(path.rstrip("/"))
         else:

@@ -42,8 +42,7 @@ def list_files(path: str, *, what: str = "input") -> list[str]:
         return found
     if os.path.isfile(path):
         return [path]
-    if not os.path.exists(path):
-        raise InputError(f"{what}: {path} does not exist. Check the path, or set it with --set.")
+    check_exists(path, what)
     found = []
     stack = [path]
     while stack:
@@ -63,6 +62,12 @@ def list_files(path: str, *, what: str = "input") -> list[str]:
     if not found:
         raise InputError(f"{what}: the folder {path} holds no files.")
     return found
+
+
+def check_exists(path: str, what: str = "input") -> None:
+    """Refuse a local path that does not exist (URLs and glob patterns are listed instead)."""
+    if not is_url(path) and not _GLOB_CHARS & set(path) and not os.path.exists(path):
+        raise InputError(f"{what}: {path} does not exist. Check the path, or set it with --set.")
 
 
 def _list_url(url: str, what: str) -> list[str]:

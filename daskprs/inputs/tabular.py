@@ -50,6 +50,8 @@ _TYPE_ALIASES = {
 _COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd", ".zip": "zip"}
 _PEEK = 64 * 1024
 _QUOTE_WINDOW = 16 * 1024  # bytes sampled around each cut of a delimited file for quotes
+_MULTI_LINE_SETTING = ("support_multi_line: true in read_delimited (MLTable), or "
+                       "support_multi_line=True in from_delimited_files (SDK v1)")
 # Written next to Parquet data by Spark, Dask and pyarrow; not data files themselves.
 _PARQUET_SIDECARS = ("_metadata", "_common_metadata", "_SUCCESS")
 # pandas' default NA strings (the NA rules of infer_column_types: false and empty_as_string).
@@ -214,11 +216,9 @@ def _plan_text(
             prev = cut
         spans = _quoted_line_break(f, floor, cuts) if quoted else None
     if spans is not None:
-        log.warning(
-            "%s: a quoted value spans lines near byte %d, so the file is not cut at line breaks "
-            "and is read as one mini-batch. To say so and silence this warning, set "
-            "support_multi_line: true in read_delimited (MLTable), or support_multi_line=True "
-            "in from_delimited_files (SDK v1).", path, spans)
+        log.warning("%s: a quoted value spans lines near byte %d, so the file is not cut at "
+                    "line breaks and is read as one mini-batch. To say so and silence this "
+                    "warning, set %s.", path, spans, _MULTI_LINE_SETTING)
         return whole
     bounds = [0, *cuts, size]
     return [
@@ -557,9 +557,8 @@ def _parse_delimited(
 
 
 _MULTI_LINE_HINT = (
-    "If quoted values in this file hold line breaks, set support_multi_line: true in "
-    "read_delimited (MLTable) or support_multi_line=True in from_delimited_files (SDK v1): "
-    "the file is then read as one mini-batch instead of being cut at line breaks."
+    f"If quoted values in this file hold line breaks, set {_MULTI_LINE_SETTING}: the file is "
+    "then read as one mini-batch instead of being cut at line breaks."
 )
 
 
