@@ -1,6 +1,7 @@
 """``daskprs`` command line: parse, call the Python API, print, exit with the contract's code.
 
-Exit codes: 0 succeeded; 1 the job ran and failed; 2 bad usage or input; 130 interrupted.
+Exit codes: 0 succeeded; 1 the job ran and failed; 2 bad usage or input; 130 interrupted
+(Ctrl-C, SIGTERM, SIGHUP).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def main() -> None:
 
     \b
     Exit codes: 0 succeeded; 1 the job ran and failed; 2 bad usage or input;
-    130 interrupted (resume with: daskprs resume RUN_DIR).
+    130 interrupted by Ctrl-C, SIGTERM or SIGHUP (resume with: daskprs resume RUN_DIR).
     """
 
 
@@ -159,7 +160,11 @@ def plan(spec: str, overrides: tuple[str, ...], job: str | None, first: int, deb
 @job_option
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
 def validate(spec: str, overrides: tuple[str, ...], job: str | None, debug: bool) -> None:
-    """Load and validate SPEC (exit 0, or 2 with the problem)."""
+    """Load and validate SPEC, its entry script and its input path; runs no user code.
+
+    Exit 0, or 2 with the problem. Top-level imports of the entry script that this Python
+    cannot find are an error for the local cluster, a warning for other clusters.
+    """
     from . import api
 
     _setup_logging(False, debug)
