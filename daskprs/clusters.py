@@ -145,12 +145,16 @@ class _CommClosedFilter(logging.Filter):
         return record.msg != "Batched Comm Closed %r"
 
 
-class _InputErrorFilter(logging.Filter):
-    """Drops a worker's "Compute Failed" record, with its traceback, for a daskprs task that
-    refused bad input (a staging task finding no key column in a file): the error reaches
-    the driver, which reports it in one paragraph with exit 2."""
+class _WorkerNoiseFilter(logging.Filter):
+    """Drops two worker records, each with a traceback, that daskprs reports better itself:
+    "Compute Failed" for a daskprs task that refused bad input (a staging task finding no key
+    column in a file: the driver reports it in one paragraph, exit 2), and a heartbeat that
+    found the scheduler gone, which is normal while daskprs closes its cluster (a worker lost
+    mid-run is reported by daskprs, naming its mini-batches)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Failed to communicate with scheduler during heartbeat.":
+            return False
         args = record.args if isinstance(record.args, tuple) else ()
         return not (str(record.msg).startswith("Compute Failed") and len(args) >= 4
                     and "daskprs-" in str(args[0])
@@ -168,7 +172,7 @@ class _QuietWorkerLogs(WorkerPlugin):
 
 def _quiet_expected_errors() -> None:
     for name, kind in (("distributed.batched", _CommClosedFilter),
-                       ("distributed.worker", _InputErrorFilter)):
+                       ("distributed.worker", _WorkerNoiseFilter)):
         logger = logging.getLogger(name)
         if not any(isinstance(f, kind) for f in logger.filters):
             logger.addFilter(kind())
